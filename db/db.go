@@ -1,0 +1,196 @@
+// Package db opens the billing database (SQLite or PostgreSQL, chosen by the DSN),
+// applies the embedded migrations and translates driver errors by code.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	"github.com/jmoiron/sqlx"
+	"github.com/mattn/go-sqlite3"
+)
+
+// Dialect names the SQL dialect behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DefaultDSN is the embedded default database.
+const DefaultDSN = "sqlite:narayana.db"
+
+// DB is the billing database. SQL is written once with `?` placeholders; the helpers
+// rebind it for PostgreSQL.
+type DB struct {
+	*sqlx.DB
+	Dialect Dialect
+}
+
+// Errors the store layer tells apart, translated from driver codes (never message text).
+var (
+	ErrConflict   = errors.New("unique constraint violated")
+	ErrForeignKey = errors.New("foreign key constraint violated")
+)
+
+// Open connects to dsn: "sqlite:PATH" or "postgres://…" (also "postgresql://").
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return nil, fmt.Errorf("db: empty sqlite path in %q", dsn)
+		}
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		// WAL lets readers run beside the one writer; BEGIN IMMEDIATE takes the write lock
+		// at the start of a transaction so two writers queue on the busy timeout instead of
+		// failing with SQLITE_BUSY when a read lock is upgraded.
+		x, err := sqlx.Open("sqlite3", "file:"+path+sep+
+			"_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate")
+		if err != nil {
+			return nil, err
+		}
+		x.SetMaxOpenConns(8)
+		x.SetMaxIdleConns(8)
+		x.SetConnMaxLifetime(0)
+		d := &DB{DB: x, Dialect: SQLite}
+		return d, d.ping(ctx)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		x, err := sqlx.Open("pgx", dsn)
+		if err != nil {
+			return nil, err
+		}
+		x.SetMaxOpenConns(32)
+		x.SetMaxIdleConns(32)
+		x.SetConnMaxIdleTime(5 * time.Minute)
+		d := &DB{DB: x, Dialect: Postgres}
+		return d, d.ping(ctx)
+	}
+	return nil, fmt.Errorf("db: unsupported DSN %q (want sqlite:PATH or postgres://…)", dsn)
+}
+
+func (d *DB) ping(ctx context.Context) error {
+	if err := d.PingContext(ctx); err != nil {
+		d.Close()
+		return fmt.Errorf("db: %w", err)
+	}
+	return nil
+}
+
+// Queryer is what both *DB and *Tx offer: rebinding Get, Select and Exec.
+type Queryer interface {
+	Get(ctx context.Context, dest any, query string, args ...any) error
+	Select(ctx context.Context, dest any, query string, args ...any) error
+	Exec(ctx context.Context, query string, args ...any) (sql.Result, error)
+	Insert(ctx context.Context, query string, args ...any) (int64, error)
+	Dialect() Dialect
+}
+
+// Q returns d as a Queryer.
+func (d *DB) Q() Queryer { return dbq{d} }
+
+type dbq struct{ d *DB }
+
+func (q dbq) Get(ctx context.Context, dest any, query string, args ...any) error {
+	return Translate(q.d.GetContext(ctx, dest, q.d.Rebind(query), args...))
+}
+func (q dbq) Select(ctx context.Context, dest any, query string, args ...any) error {
+	return Translate(q.d.SelectContext(ctx, dest, q.d.Rebind(query), args...))
+}
+func (q dbq) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	r, err := q.d.ExecContext(ctx, q.d.Rebind(query), args...)
+	return r, Translate(err)
+}
+func (q dbq) Insert(ctx context.Context, query string, args ...any) (int64, error) {
+	var id int64
+	err := q.Get(ctx, &id, query+" RETURNING id", args...)
+	return id, err
+}
+func (q dbq) Dialect() Dialect { return q.d.Dialect }
+
+// Tx is a transaction; private store helpers take it so a debit, its ledger row and its
+// log record commit together.
+type Tx struct {
+	tx      *sqlx.Tx
+	dialect Dialect
+}
+
+func (t *Tx) Get(ctx context.Context, dest any, query string, args ...any) error {
+	return Translate(t.tx.GetContext(ctx, dest, t.tx.Rebind(query), args...))
+}
+func (t *Tx) Select(ctx context.Context, dest any, query string, args ...any) error {
+	return Translate(t.tx.SelectContext(ctx, dest, t.tx.Rebind(query), args...))
+}
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	r, err := t.tx.ExecContext(ctx, t.tx.Rebind(query), args...)
+	return r, Translate(err)
+}
+
+// Insert runs an INSERT and returns the new row's id (both dialects support RETURNING).
+func (t *Tx) Insert(ctx context.Context, query string, args ...any) (int64, error) {
+	var id int64
+	err := t.Get(ctx, &id, query+" RETURNING id", args...)
+	return id, err
+}
+func (t *Tx) Dialect() Dialect { return t.dialect }
+
+// ForUpdate is the row-lock suffix for a SELECT in a transaction: PostgreSQL locks the
+// rows; SQLite needs none because BEGIN IMMEDIATE already holds the only write lock.
+func (t *Tx) ForUpdate() string {
+	if t.dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// InTx runs fn in a transaction, committing when it returns nil.
+func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	x, err := d.BeginTxx(ctx, nil)
+	if err != nil {
+		return Translate(err)
+	}
+	if err := fn(&Tx{tx: x, dialect: d.Dialect}); err != nil {
+		x.Rollback()
+		return err
+	}
+	return Translate(x.Commit())
+}
+
+// Translate maps driver errors to the package's sentinel errors by their codes.
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.ExtendedCode {
+		case sqlite3.ErrConstraintUnique, sqlite3.ErrConstraintPrimaryKey:
+			return fmt.Errorf("%w: %v", ErrConflict, err)
+		case sqlite3.ErrConstraintForeignKey:
+			return fmt.Errorf("%w: %v", ErrForeignKey, err)
+		}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505":
+			return fmt.Errorf("%w: %v", ErrConflict, err)
+		case "23503":
+			return fmt.Errorf("%w: %v", ErrForeignKey, err)
+		}
+	}
+	return err
+}
+
+// IsNotFound reports a query that found no row.
+func IsNotFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }

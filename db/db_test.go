@@ -1,0 +1,55 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/db/dbtest"
+)
+
+func TestMigrateAndErrors(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if err := d.CheckSchema(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Migrate again is a no-op.
+		if err := d.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := d.Q().Get(ctx, &n, `SELECT count(*) FROM currencies`); err != nil || n != 3 {
+			t.Fatalf("currencies: %d, %v", n, err)
+		}
+		var acc int64
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			var err error
+			acc, err = tx.Insert(ctx, `INSERT INTO accounts (balance) VALUES (?)`, 0)
+			return err
+		})
+		if err != nil || acc != 100000001 {
+			t.Fatalf("first account number = %d, %v", acc, err)
+		}
+		_, err = d.Q().Exec(ctx, `INSERT INTO currencies (code, displayname, eur_course) VALUES ('EUR', 'x', 1)`)
+		if !errors.Is(err, db.ErrConflict) {
+			t.Fatalf("duplicate: %v", err)
+		}
+		_, err = d.Q().Exec(ctx, `INSERT INTO ledger (account_id, amount, balance, kind, created_at) VALUES (999, 1, 1, 'x', 0)`)
+		if !errors.Is(err, db.ErrForeignKey) {
+			t.Fatalf("foreign key: %v", err)
+		}
+	})
+}
+
+func TestCheckSchemaEmpty(t *testing.T) {
+	d, err := db.Open(context.Background(), "sqlite:"+t.TempDir()+"/x.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.CheckSchema(context.Background()); err == nil {
+		t.Fatal("an empty database passed the schema check")
+	}
+}
