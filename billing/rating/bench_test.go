@@ -1,0 +1,159 @@
+package rating
+
+import (
+	"math/rand"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/narayana/narayanad/billing/money"
+)
+
+// countryCodes is a realistic spread of 1-, 2- and 3-digit country codes.
+func countryCodes() []string {
+	cc := []string{"1", "7"}
+	for _, p := range []int{20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49,
+		51, 52, 53, 54, 55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98} {
+		cc = append(cc, strconv.Itoa(p))
+	}
+	for _, p := range []int{21, 22, 23, 24, 25, 26, 29, 35, 37, 38, 42, 50, 59, 67, 68, 69, 85, 88, 96, 97, 99} {
+		for d := range 10 {
+			cc = append(cc, strconv.Itoa(p*10+d))
+		}
+	}
+	return cc
+}
+
+var (
+	bigDirsOnce sync.Once
+	bigDirs     []Direction
+	bigNumbers  []string
+)
+
+// million returns 1,000,000 distinct codes (country code + 3-7 digits), sharing about 20,000
+// direction IDs and names, and 4096 numbers to resolve (mostly hits, some misses).
+func million() ([]Direction, []string) {
+	bigDirsOnce.Do(func() {
+		rng := rand.New(rand.NewSource(1))
+		ccs := countryCodes()
+		seen := make(map[string]struct{}, 1_000_000)
+		bigDirs = make([]Direction, 0, 1_000_000)
+		buf := make([]byte, 0, 16)
+		for len(bigDirs) < 1_000_000 {
+			ci := rng.Intn(len(ccs))
+			cc := ccs[ci]
+			buf = append(buf[:0], cc...)
+			for range 3 + rng.Intn(5) {
+				buf = append(buf, byte('0'+rng.Intn(10)))
+			}
+			code := string(buf)
+			if _, dup := seen[code]; dup {
+				continue
+			}
+			seen[code] = struct{}{}
+			op := int(code[len(cc)]-'0')*10 + int(code[len(cc)+1]-'0') // 100 operators per country
+			bigDirs = append(bigDirs, Direction{
+				ID:     int64(ci*100 + op + 1),
+				Code:   code,
+				Name:   "Country " + cc + " operator " + strconv.Itoa(op),
+				MinLen: 8,
+				MaxLen: 15,
+			})
+		}
+		for range 4096 {
+			var n []byte
+			if rng.Intn(10) == 0 {
+				n = []byte(ccs[rng.Intn(len(ccs))]) // often no code matches
+			} else {
+				n = []byte(bigDirs[rng.Intn(len(bigDirs))].Code)
+			}
+			for len(n) < 11+rng.Intn(3) {
+				n = append(n, byte('0'+rng.Intn(10)))
+			}
+			bigNumbers = append(bigNumbers, string(n))
+		}
+	})
+	return bigDirs, bigNumbers
+}
+
+var (
+	bigIndexOnce sync.Once
+	bigIndex     *Index
+)
+
+func millionIndex(b *testing.B) *Index {
+	dirs, _ := million()
+	bigIndexOnce.Do(func() { bigIndex = NewIndex(dirs) })
+	if bigIndex.Len() != 1_000_000 {
+		b.Fatalf("index has %d codes", bigIndex.Len())
+	}
+	return bigIndex
+}
+
+func BenchmarkResolve(b *testing.B) {
+	ix := millionIndex(b)
+	_, nums := million()
+	hits := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, ok := ix.Resolve(nums[i&4095]); ok {
+			hits++
+		}
+	}
+	if hits == 0 {
+		b.Fatal("nothing resolved")
+	}
+}
+
+func BenchmarkResolveParallel(b *testing.B) {
+	ix := millionIndex(b)
+	_, nums := million()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			ix.Resolve(nums[i&4095])
+			i++
+		}
+	})
+}
+
+// BenchmarkIndexMemory builds the 1M-code index and reports the heap it keeps (index-bytes)
+// and its build time (ns/op).
+func BenchmarkIndexMemory(b *testing.B) {
+	dirs, _ := million()
+	var kept uint64
+	for b.Loop() {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		ix := NewIndex(dirs)
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		kept = m1.HeapAlloc - m0.HeapAlloc
+		runtime.KeepAlive(ix)
+	}
+	b.ReportMetric(float64(kept), "index-bytes")
+	b.ReportMetric(float64(kept)/1e6, "index-MB")
+}
+
+func BenchmarkCharge(b *testing.B) {
+	p := Price{BillType: BySecond, Cost: 150_000, Multiplier: 1_200_000, DIDMultiplier: 1_500_000, SwitchPrice: 10_000}
+	var sum money.Micro
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p.IsDID = i&1 == 0
+		sum += p.Charge(i & 4095)
+	}
+	runtime.KeepAlive(sum)
+}
+
+func BenchmarkMaxCallTime(b *testing.B) {
+	p := Price{BillType: ByMinute, Cost: 150_000, Multiplier: 1_200_000, SwitchPrice: 10_000}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p.MaxCallTime(money.Micro(i&0xfff)*1000, Caps{}) // limited by money: the slow branch
+	}
+}

@@ -1,0 +1,369 @@
+package rating
+
+import (
+	"cmp"
+	"iter"
+	"math"
+	"math/bits"
+	"slices"
+	"strings"
+)
+
+// Direction is one row of the directions table: a code (number prefix) with its direction
+// id, name and the window of number lengths it applies to. Several codes may share one ID.
+type Direction struct {
+	ID     int64
+	Code   string
+	Name   string
+	MinLen int // numbers shorter than this do not match; negative counts as 0
+	MaxLen int // numbers longer than this do not match; 0 or negative means no upper bound
+}
+
+// Defaults for an empty min_len or max_len in a directions import.
+const (
+	DefaultMinLen = 0
+	DefaultMaxLen = 32
+)
+
+// MaxCodeLen is the longest code an Index holds; longer codes are ignored by NewIndex and
+// rejected by ReadDirections.
+const MaxCodeLen = 255
+
+const noLimit = math.MaxUint16
+
+// node is one trie node: 12 bytes. Children over the symbols 0-9, '*' and '#' are stored
+// contiguously from first, in symbol order, and found by popcount of the lower bits.
+// Children over any other byte live in Index.extra.
+type node struct {
+	bits  uint16 // bit s set: child for symbol s (0-9 digits, 10 '*', 11 '#')
+	dir   int32  // entry index of the code ending here, or -1
+	first int32  // node index of the first child in the bitmap
+}
+
+// entry is one code's direction, 24 bytes; the code is a slice of Index.codes and the name
+// an interned string.
+type entry struct {
+	id      int64
+	codeOff uint32
+	nameIdx uint32
+	codeLen uint16
+	minLen  uint16
+	maxLen  uint16
+}
+
+// Index resolves numbers to directions by longest matching code. It is immutable once built
+// and safe for any number of concurrent readers. Resolution walks one trie node per digit
+// and does not allocate.
+type Index struct {
+	nodes   []node
+	entries []entry // one per code, in code order
+	codes   string  // all codes, concatenated in code order
+	names   []string
+	extra   map[uint64]int32 // node<<8 | byte → child, for bytes outside 0-9 * #
+	byID    []int32          // one entry per direction ID (its first code), ordered by ID
+}
+
+func symbol(c byte) (uint, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return uint(c - '0'), true
+	case c == '*':
+		return 10, true
+	case c == '#':
+		return 11, true
+	}
+	return 0, false
+}
+
+// NewIndex builds an index over dirs. Codes are normalised; empty codes and codes longer
+// than MaxCodeLen are ignored; when a code appears twice the later direction wins.
+func NewIndex(dirs []Direction) *Index {
+	type item struct {
+		code string
+		i    int32
+	}
+	items := make([]item, 0, len(dirs))
+	for i := range dirs {
+		c := Normalize(dirs[i].Code)
+		if c == "" || len(c) > MaxCodeLen {
+			continue
+		}
+		items = append(items, item{c, int32(i)})
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		if c := strings.Compare(a.code, b.code); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+	// Keep the last of each run of equal codes.
+	w := 0
+	for r := range items {
+		if r+1 < len(items) && items[r+1].code == items[r].code {
+			continue
+		}
+		items[w] = items[r]
+		w++
+	}
+	items = items[:w]
+
+	ix := &Index{entries: make([]entry, len(items))}
+	total := 0
+	for _, it := range items {
+		total += len(it.code)
+	}
+	var sb strings.Builder
+	sb.Grow(total)
+	nameIdx := make(map[string]uint32)
+	firstByID := make(map[int64]int32)
+	for k, it := range items {
+		d := &dirs[it.i]
+		ni, ok := nameIdx[d.Name]
+		if !ok {
+			ni = uint32(len(ix.names))
+			ix.names = append(ix.names, strings.Clone(d.Name))
+			nameIdx[d.Name] = ni
+		}
+		ix.entries[k] = entry{
+			id:      d.ID,
+			codeOff: uint32(sb.Len()),
+			nameIdx: ni,
+			codeLen: uint16(len(it.code)),
+			minLen:  clampLen(d.MinLen, 0),
+			maxLen:  clampLen(d.MaxLen, noLimit),
+		}
+		sb.WriteString(it.code)
+		if _, ok := firstByID[d.ID]; !ok {
+			firstByID[d.ID] = int32(k)
+		}
+	}
+	ix.codes = sb.String()
+	ix.byID = make([]int32, 0, len(firstByID))
+	for _, k := range firstByID {
+		ix.byID = append(ix.byID, k)
+	}
+	slices.SortFunc(ix.byID, func(a, b int32) int { return cmp.Compare(ix.entries[a].id, ix.entries[b].id) })
+
+	codes := make([]string, len(items))
+	for k := range items {
+		codes[k] = ix.code(k)
+	}
+	items = nil
+	ix.nodes = append(ix.nodes, node{dir: -1})
+	ix.build(codes, 0, 0, len(codes), 0)
+	ix.nodes = slices.Clone(ix.nodes) // drop append's spare capacity
+	return ix
+}
+
+// clampLen maps a length bound into the uint16 stored per entry; values <= 0 become def.
+func clampLen(n int, def uint16) uint16 {
+	switch {
+	case n <= 0:
+		return def
+	case n > noLimit:
+		return noLimit
+	}
+	return uint16(n)
+}
+
+// build fills node n, which stands for the common prefix of length depth of the sorted,
+// distinct codes[lo:hi]. The children of a node are allocated as one block before any of
+// them is filled, so siblings stay contiguous.
+func (ix *Index) build(codes []string, n int32, lo, hi, depth int) {
+	if lo < hi && len(codes[lo]) == depth {
+		ix.nodes[n].dir = int32(lo)
+		lo++
+	}
+	var set uint16
+	for k := lo; k < hi; {
+		c := codes[k][depth]
+		j := k + 1
+		for j < hi && codes[j][depth] == c {
+			j++
+		}
+		if s, ok := symbol(c); ok {
+			set |= 1 << s
+		}
+		k = j
+	}
+	first := int32(len(ix.nodes))
+	for range bits.OnesCount16(set) {
+		ix.nodes = append(ix.nodes, node{dir: -1})
+	}
+	ix.nodes[n].bits, ix.nodes[n].first = set, first
+	for k := lo; k < hi; {
+		c := codes[k][depth]
+		j := k + 1
+		for j < hi && codes[j][depth] == c {
+			j++
+		}
+		var child int32
+		if s, ok := symbol(c); ok {
+			child = first + int32(bits.OnesCount16(set&(1<<s-1)))
+		} else {
+			child = int32(len(ix.nodes))
+			ix.nodes = append(ix.nodes, node{dir: -1})
+			if ix.extra == nil {
+				ix.extra = make(map[uint64]int32)
+			}
+			ix.extra[uint64(n)<<8|uint64(c)] = child
+		}
+		ix.build(codes, child, k, j, depth+1)
+		k = j
+	}
+}
+
+func (ix *Index) code(k int) string {
+	e := &ix.entries[k]
+	return ix.codes[e.codeOff : e.codeOff+uint32(e.codeLen)]
+}
+
+func (ix *Index) direction(k int32) Direction {
+	e := &ix.entries[k]
+	d := Direction{
+		ID:     e.id,
+		Code:   ix.codes[e.codeOff : e.codeOff+uint32(e.codeLen)],
+		Name:   ix.names[e.nameIdx],
+		MinLen: int(e.minLen),
+		MaxLen: int(e.maxLen),
+	}
+	if e.maxLen == noLimit {
+		d.MaxLen = 0
+	}
+	return d
+}
+
+// child returns the child of node n over byte c.
+func (ix *Index) child(n int32, c byte) (int32, bool) {
+	if s, ok := symbol(c); ok {
+		nd := &ix.nodes[n]
+		if nd.bits&(1<<s) == 0 {
+			return 0, false
+		}
+		return nd.first + int32(bits.OnesCount16(nd.bits&(1<<s-1))), true
+	}
+	if ix.extra == nil {
+		return 0, false
+	}
+	ch, ok := ix.extra[uint64(n)<<8|uint64(c)]
+	return ch, ok
+}
+
+// Resolve finds the direction of an already normalised number: the longest code that
+// prefixes it among codes whose length window admits len(number). A longer code whose
+// window excludes the number gives way to the next shorter matching code.
+func (ix *Index) Resolve(number string) (Direction, bool) {
+	if ix == nil || len(ix.nodes) == 0 {
+		return Direction{}, false
+	}
+	l := len(number)
+	best := int32(-1)
+	n := int32(0)
+	for i := 0; i < l; i++ {
+		ch, ok := ix.child(n, number[i])
+		if !ok {
+			break
+		}
+		n = ch
+		if d := ix.nodes[n].dir; d >= 0 {
+			if e := &ix.entries[d]; l >= int(e.minLen) && l <= int(e.maxLen) {
+				best = d
+			}
+		}
+	}
+	if best < 0 {
+		return Direction{}, false
+	}
+	return ix.direction(best), true
+}
+
+// Lookup finds the direction carrying exactly this code (normalised first).
+func (ix *Index) Lookup(code string) (Direction, bool) {
+	if ix == nil || len(ix.nodes) == 0 {
+		return Direction{}, false
+	}
+	code = Normalize(code)
+	n := int32(0)
+	for i := 0; i < len(code); i++ {
+		ch, ok := ix.child(n, code[i])
+		if !ok {
+			return Direction{}, false
+		}
+		n = ch
+	}
+	if d := ix.nodes[n].dir; d >= 0 {
+		return ix.direction(d), true
+	}
+	return Direction{}, false
+}
+
+// Len is the number of codes in the index.
+func (ix *Index) Len() int {
+	if ix == nil {
+		return 0
+	}
+	return len(ix.entries)
+}
+
+// NumIDs is the number of distinct direction IDs.
+func (ix *Index) NumIDs() int {
+	if ix == nil {
+		return 0
+	}
+	return len(ix.byID)
+}
+
+// All yields every code's direction, in code order (getDirections listing each code).
+func (ix *Index) All() iter.Seq[Direction] {
+	return func(yield func(Direction) bool) {
+		if ix == nil {
+			return
+		}
+		for k := range ix.entries {
+			if !yield(ix.direction(int32(k))) {
+				return
+			}
+		}
+	}
+}
+
+// Distinct yields one direction per ID, ordered by ID; its Code, MinLen and MaxLen are those
+// of the ID's first code in code order (getDirections listing each direction once).
+func (ix *Index) Distinct() iter.Seq[Direction] {
+	return func(yield func(Direction) bool) {
+		if ix == nil {
+			return
+		}
+		for _, k := range ix.byID {
+			if !yield(ix.direction(k)) {
+				return
+			}
+		}
+	}
+}
+
+// ByID returns the direction with this ID as Distinct shows it.
+func (ix *Index) ByID(id int64) (Direction, bool) {
+	if ix == nil {
+		return Direction{}, false
+	}
+	i, ok := slices.BinarySearchFunc(ix.byID, id, func(k int32, id int64) int { return cmp.Compare(ix.entries[k].id, id) })
+	if !ok {
+		return Direction{}, false
+	}
+	return ix.direction(ix.byID[i]), true
+}
+
+// Codes yields the codes of one direction ID, in code order. It scans the whole index.
+func (ix *Index) Codes(id int64) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if ix == nil {
+			return
+		}
+		for k := range ix.entries {
+			if ix.entries[k].id == id && !yield(ix.code(k)) {
+				return
+			}
+		}
+	}
+}
