@@ -1,6 +1,7 @@
 package rating
 
 import (
+	"bytes"
 	"math/rand"
 	"runtime"
 	"strconv"
@@ -156,4 +157,96 @@ func BenchmarkMaxCallTime(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		p.MaxCallTime(money.Micro(i&0xfff)*1000, Caps{}) // limited by money: the slow branch
 	}
+}
+
+var (
+	bigSnapOnce sync.Once
+	bigSnap     *Snapshot
+)
+
+// millionSnapshot: the 1M-code index, a base tariff with two routes per direction ID and an
+// option covering every tenth direction ID.
+func millionSnapshot(b *testing.B) *Snapshot {
+	ix := millionIndex(b)
+	bigSnapOnce.Do(func() {
+		bl := NewBuilder().SetIndex(ix).
+			SetRoute(Route{ID: 1, Name: "r1", Prefix: "outline1/", Enabled: false}).
+			SetRoute(Route{ID: 2, Name: "r2", Prefix: "outline2/", Enabled: true}).
+			SetRoute(Route{ID: 3, Name: "r3", Prefix: "outline3/", Enabled: true}).
+			SetTariff(Tariff{ID: 1, Name: "base", BillType: "by_second", Multiplier: 1_100_000, DIDMultiplier: money.One, SwitchPrice: 10_000}).
+			SetTariff(Tariff{ID: 2, Name: "option", BillType: "byminute", IsOption: true, Multiplier: money.One, DIDMultiplier: money.One})
+		for d := range ix.Distinct() {
+			_ = bl.AddEntry(1, Entry{DirectionID: d.ID, Priority: 1, Cost: money.Micro(d.ID * 1000), RouteID: 1})
+			_ = bl.AddEntry(1, Entry{DirectionID: d.ID, Priority: 2, Cost: money.Micro(d.ID * 1100), RouteID: 2})
+			if d.ID%10 == 0 {
+				_ = bl.AddEntry(2, Entry{DirectionID: d.ID, Priority: 1, Cost: money.Micro(d.ID * 900), RouteID: 3})
+			}
+		}
+		bigSnap = bl.Build()
+	})
+	return bigSnap
+}
+
+// BenchmarkRate: normalise, resolve among 1M codes, pick option/base entry and route.
+func BenchmarkRate(b *testing.B) {
+	s := millionSnapshot(b)
+	_, nums := million()
+	opts := []int64{2}
+	ok := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Rate(Query{Number: nums[i&4095], TariffID: 1, Options: opts}); err == nil {
+			ok++
+		}
+	}
+	if ok == 0 {
+		b.Fatal("nothing rated")
+	}
+}
+
+// BenchmarkBuildEntries: sort and index a tariff of 1,000,000 entries.
+func BenchmarkBuildEntries(b *testing.B) {
+	rng := rand.New(rand.NewSource(5))
+	src := make([]Entry, 1_000_000)
+	for i := range src {
+		src[i] = Entry{DirectionID: int64(rng.Intn(500_000) + 1), Priority: rng.Intn(3) + 1, Cost: 1000, RouteID: 1}
+	}
+	es := make([]Entry, len(src))
+	for b.Loop() {
+		copy(es, src)
+		indexEntries(es)
+	}
+}
+
+func directionsCSV() []byte {
+	dirs, _ := million()
+	var buf bytes.Buffer
+	buf.Grow(len(dirs) * 48)
+	buf.WriteString("id,code,direction,min_len,max_len\n")
+	for _, d := range dirs {
+		buf.WriteString(strconv.FormatInt(d.ID, 10))
+		buf.WriteByte(',')
+		buf.WriteString(d.Code)
+		buf.WriteByte(',')
+		buf.WriteString(d.Name)
+		buf.WriteString(",8,15\n")
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkReadDirections parses 1,000,000 rows from memory per op.
+func BenchmarkReadDirections(b *testing.B) {
+	data := directionsCSV()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		var err error
+		n, err = ReadDirections(bytes.NewReader(data), func(Direction) error { return nil })
+		if err != nil || n != 1_000_000 {
+			b.Fatal(n, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/row")
 }

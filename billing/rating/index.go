@@ -78,80 +78,109 @@ func symbol(c byte) (uint, bool) {
 // NewIndex builds an index over dirs. Codes are normalised; empty codes and codes longer
 // than MaxCodeLen are ignored; when a code appears twice the later direction wins.
 func NewIndex(dirs []Direction) *Index {
-	type item struct {
-		code string
-		i    int32
-	}
-	items := make([]item, 0, len(dirs))
+	b := NewIndexBuilder(len(dirs))
 	for i := range dirs {
-		c := Normalize(dirs[i].Code)
-		if c == "" || len(c) > MaxCodeLen {
-			continue
-		}
-		items = append(items, item{c, int32(i)})
+		b.Add(dirs[i])
 	}
-	slices.SortFunc(items, func(a, b item) int {
-		if c := strings.Compare(a.code, b.code); c != 0 {
+	return b.Build()
+}
+
+// IndexBuilder collects directions for an Index in compact form (about 24 bytes plus the
+// code per direction), so a loader can stream a million rows into it without holding them
+// as Direction values. It is not safe for concurrent use.
+type IndexBuilder struct {
+	codes   strings.Builder
+	entries []entry
+	names   []string
+	nameIdx map[string]uint32
+}
+
+// NewIndexBuilder starts a builder; sizeHint is the expected number of directions.
+func NewIndexBuilder(sizeHint int) *IndexBuilder {
+	b := &IndexBuilder{entries: make([]entry, 0, max(sizeHint, 0)), nameIdx: make(map[string]uint32)}
+	b.codes.Grow(max(sizeHint, 0) * 8)
+	return b
+}
+
+// Add adds one direction (see NewIndex for how codes are treated).
+func (b *IndexBuilder) Add(d Direction) {
+	c := Normalize(d.Code)
+	if c == "" || len(c) > MaxCodeLen || b.codes.Len()+len(c) > math.MaxUint32 {
+		return
+	}
+	ni, ok := b.nameIdx[d.Name]
+	if !ok {
+		ni = uint32(len(b.names))
+		b.names = append(b.names, strings.Clone(d.Name))
+		b.nameIdx[b.names[ni]] = ni
+	}
+	b.entries = append(b.entries, entry{
+		id:      d.ID,
+		codeOff: uint32(b.codes.Len()),
+		nameIdx: ni,
+		codeLen: uint16(len(c)),
+		minLen:  clampLen(d.MinLen, 0),
+		maxLen:  clampLen(d.MaxLen, noLimit),
+	})
+	b.codes.WriteString(c)
+}
+
+// Len is the number of directions added so far (duplicates included).
+func (b *IndexBuilder) Len() int { return len(b.entries) }
+
+// Build returns the index. The builder must not be used afterwards.
+func (b *IndexBuilder) Build() *Index {
+	ix := &Index{codes: b.codes.String(), entries: b.entries, names: slices.Clip(b.names)}
+	*b = IndexBuilder{}
+	// Sort by code; equal codes keep the order they were added in (codeOff grows with it),
+	// and the last one wins.
+	slices.SortFunc(ix.entries, func(x, y entry) int {
+		if c := strings.Compare(ix.codeOf(&x), ix.codeOf(&y)); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.i, b.i)
+		return cmp.Compare(x.codeOff, y.codeOff)
 	})
-	// Keep the last of each run of equal codes.
 	w := 0
-	for r := range items {
-		if r+1 < len(items) && items[r+1].code == items[r].code {
+	for r := range ix.entries {
+		if r+1 < len(ix.entries) && ix.code(r+1) == ix.code(r) {
 			continue
 		}
-		items[w] = items[r]
+		ix.entries[w] = ix.entries[r]
 		w++
 	}
-	items = items[:w]
+	if w < len(ix.entries) || cap(ix.entries) > len(ix.entries) {
+		ix.entries = slices.Clone(ix.entries[:w])
+	}
 
-	ix := &Index{entries: make([]entry, len(items))}
-	total := 0
-	for _, it := range items {
-		total += len(it.code)
+	// One representative entry (the first code) per direction ID, ordered by ID.
+	ix.byID = make([]int32, len(ix.entries))
+	for k := range ix.byID {
+		ix.byID[k] = int32(k)
 	}
-	var sb strings.Builder
-	sb.Grow(total)
-	nameIdx := make(map[string]uint32)
-	firstByID := make(map[int64]int32)
-	for k, it := range items {
-		d := &dirs[it.i]
-		ni, ok := nameIdx[d.Name]
-		if !ok {
-			ni = uint32(len(ix.names))
-			ix.names = append(ix.names, strings.Clone(d.Name))
-			nameIdx[d.Name] = ni
+	slices.SortFunc(ix.byID, func(x, y int32) int {
+		if c := cmp.Compare(ix.entries[x].id, ix.entries[y].id); c != 0 {
+			return c
 		}
-		ix.entries[k] = entry{
-			id:      d.ID,
-			codeOff: uint32(sb.Len()),
-			nameIdx: ni,
-			codeLen: uint16(len(it.code)),
-			minLen:  clampLen(d.MinLen, 0),
-			maxLen:  clampLen(d.MaxLen, noLimit),
-		}
-		sb.WriteString(it.code)
-		if _, ok := firstByID[d.ID]; !ok {
-			firstByID[d.ID] = int32(k)
-		}
-	}
-	ix.codes = sb.String()
-	ix.byID = make([]int32, 0, len(firstByID))
-	for _, k := range firstByID {
-		ix.byID = append(ix.byID, k)
-	}
-	slices.SortFunc(ix.byID, func(a, b int32) int { return cmp.Compare(ix.entries[a].id, ix.entries[b].id) })
+		return cmp.Compare(x, y)
+	})
+	ix.byID = slices.CompactFunc(ix.byID, func(x, y int32) bool { return ix.entries[x].id == ix.entries[y].id })
+	ix.byID = slices.Clone(ix.byID)
 
-	codes := make([]string, len(items))
-	for k := range items {
-		codes[k] = ix.code(k)
+	// A trie has one node per distinct prefix: count them to allocate once.
+	nodes := 1
+	prev := ""
+	for k := range ix.entries {
+		c := ix.code(k)
+		l := 0
+		for l < len(c) && l < len(prev) && c[l] == prev[l] {
+			l++
+		}
+		nodes += len(c) - l
+		prev = c
 	}
-	items = nil
-	ix.nodes = append(ix.nodes, node{dir: -1})
-	ix.build(codes, 0, 0, len(codes), 0)
-	ix.nodes = slices.Clone(ix.nodes) // drop append's spare capacity
+	ix.nodes = make([]node, 1, nodes)
+	ix.nodes[0] = node{dir: -1}
+	ix.build(0, 0, len(ix.entries), 0)
 	return ix
 }
 
@@ -167,18 +196,18 @@ func clampLen(n int, def uint16) uint16 {
 }
 
 // build fills node n, which stands for the common prefix of length depth of the sorted,
-// distinct codes[lo:hi]. The children of a node are allocated as one block before any of
+// distinct codes of entries[lo:hi]. The children of a node are allocated as one block before any of
 // them is filled, so siblings stay contiguous.
-func (ix *Index) build(codes []string, n int32, lo, hi, depth int) {
-	if lo < hi && len(codes[lo]) == depth {
+func (ix *Index) build(n int32, lo, hi, depth int) {
+	if lo < hi && int(ix.entries[lo].codeLen) == depth {
 		ix.nodes[n].dir = int32(lo)
 		lo++
 	}
 	var set uint16
 	for k := lo; k < hi; {
-		c := codes[k][depth]
+		c := ix.codeByte(k, depth)
 		j := k + 1
-		for j < hi && codes[j][depth] == c {
+		for j < hi && ix.codeByte(j, depth) == c {
 			j++
 		}
 		if s, ok := symbol(c); ok {
@@ -192,9 +221,9 @@ func (ix *Index) build(codes []string, n int32, lo, hi, depth int) {
 	}
 	ix.nodes[n].bits, ix.nodes[n].first = set, first
 	for k := lo; k < hi; {
-		c := codes[k][depth]
+		c := ix.codeByte(k, depth)
 		j := k + 1
-		for j < hi && codes[j][depth] == c {
+		for j < hi && ix.codeByte(j, depth) == c {
 			j++
 		}
 		var child int32
@@ -208,15 +237,18 @@ func (ix *Index) build(codes []string, n int32, lo, hi, depth int) {
 			}
 			ix.extra[uint64(n)<<8|uint64(c)] = child
 		}
-		ix.build(codes, child, k, j, depth+1)
+		ix.build(child, k, j, depth+1)
 		k = j
 	}
 }
 
-func (ix *Index) code(k int) string {
-	e := &ix.entries[k]
+func (ix *Index) code(k int) string { return ix.codeOf(&ix.entries[k]) }
+
+func (ix *Index) codeOf(e *entry) string {
 	return ix.codes[e.codeOff : e.codeOff+uint32(e.codeLen)]
 }
+
+func (ix *Index) codeByte(k, i int) byte { return ix.codes[int(ix.entries[k].codeOff)+i] }
 
 func (ix *Index) direction(k int32) Direction {
 	e := &ix.entries[k]
