@@ -5,6 +5,9 @@
 // [Direction], [Tariff], [Entry], [Route] and [BillType], builds a [Snapshot] with a
 // [Builder], and publishes it through a [Live] holder; callPrepare and callFinish then read
 // [Live.Load] without locks while a rebuilt snapshot replaces the old one atomically.
+// Directions are best streamed into an [IndexBuilder] (about 24 bytes plus the code per
+// row) rather than collected as a []Direction; [Snapshot.Edit] rebuilds a snapshot after a
+// tariff or route change while sharing the index and every untouched tariff.
 //
 // Money is integer micro-units ([money.Micro]); multipliers use the same scale
 // (1.2 = 1_200_000). No float is used anywhere: a call's charge is computed exactly and
