@@ -70,6 +70,9 @@ func (s *state) toLua(v any, ro bool, depth int) (glua.LValue, error) {
 	case time.Time:
 		return glua.LString(v.Format(time.RFC3339)), nil
 	case map[string]any:
+		if v == nil {
+			return glua.LNil, nil // e.g. Request.User of a method without a user
+		}
 		t := L.CreateTable(0, len(v))
 		keys := make([]string, 0, len(v))
 		for k := range v {

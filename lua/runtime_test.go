@@ -523,6 +523,7 @@ narayana.method{name="echo", level=30, comment="echo",
   args={{name="a", type="string", required=true}, {name="n", type="num", default=1},
         {name="b", type="bool", default=true}, {name="u", type="ustring", values={"x","y"}, default="x"}},
   handler=function(req) return req end}
+narayana.method{name="nouser", handler=function(req) return req.user == nil end}
 narayana.method{name="shapes", handler=function(req)
   return {list={1,2,"three"}, map={a=1, b={c=true}}, empty={}, f=1.5, big=2^40, neg=-3, mixed={1, x=2}, sparse={[1]=1,[3]=3}}
 end}
@@ -545,13 +546,16 @@ end}
 		{Name: "a", Type: "string", Required: true}, {Name: "n", Type: "num", Default: "1"},
 		{Name: "b", Type: "bool", Default: "true"}, {Name: "u", Type: "ustring", Values: []string{"x", "y"}, Default: "x"},
 	}}
-	if len(specs) != 3 || !reflect.DeepEqual(specs[0], wantSpec) {
+	if len(specs) != 4 || !reflect.DeepEqual(specs[0], wantSpec) {
 		t.Fatalf("specs[0] = %+v\nwant %+v", specs[0], wantSpec)
 	}
 	v, err := rt.CallMethod(context.Background(), "echo", Request{Args: map[string]any{"a": "x", "n": int64(2), "b": false}, User: map[string]any{"id": 7}})
 	want := map[string]any{"method": "echo", "args": map[string]any{"a": "x", "n": int64(2), "b": false}, "user": map[string]any{"id": int64(7)}, "info": []any{}}
 	if err != nil || !reflect.DeepEqual(v, want) {
 		t.Fatalf("echo = %#v, %v\nwant %#v", v, err, want)
+	}
+	if v, err := call(rt, "nouser"); v != true || err != nil {
+		t.Errorf("nouser = %v, %v", v, err)
 	}
 	v, err = call(rt, "shapes")
 	want = map[string]any{
