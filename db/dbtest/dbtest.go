@@ -30,16 +30,32 @@ func Each(t *testing.T, fn func(t *testing.T, d *db.DB)) {
 // Open returns a fresh migrated database of the dialect, closed and removed when t ends.
 func Open(t testing.TB, dialect db.Dialect) *db.DB {
 	t.Helper()
-	dsn := DSN(t, dialect)
-	d, err := db.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := OpenEmpty(t, dialect)
 	if err := d.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// OpenEmpty returns a fresh database of the dialect without any schema.
+func OpenEmpty(t testing.TB, dialect db.Dialect) *db.DB {
+	t.Helper()
+	d, err := db.Open(context.Background(), DSN(t, dialect))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// EachEmpty is Each with databases that hold no schema yet.
+func EachEmpty(t *testing.T, fn func(t *testing.T, d *db.DB)) {
+	t.Helper()
+	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
+		t.Run(string(dialect), func(t *testing.T) {
+			fn(t, OpenEmpty(t, dialect))
+		})
+	}
 }
 
 // DSN returns a DSN for a fresh, empty database of the dialect (not migrated).

@@ -1,0 +1,179 @@
+package billing
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config holds the daemon's settings. Each is declared once in Options, which the
+// configuration file, the environment and the docs all read.
+type Config struct {
+	Listen           string
+	TLSListen        string
+	TLSCert          string
+	TLSKey           string
+	LogLevel         string
+	PlainAnswer      []string // auth_by methods answered in plain text (api_plain_answer)
+	CustomIdentities []string // extra auth_by methods (apicustomidentities)
+	BanThreshold     int
+	MaxCallTime      int // seconds
+	Currency         string
+	DefaultLanguage  string
+	PasswordCost     int
+	CallbackContext  string
+	ReservationGrace time.Duration
+	ScriptsDir       string
+	LuaTimeout       time.Duration
+	AsteriskTimeout  time.Duration
+	AsteriskAllow    []string // operations asteriskRequest may run
+}
+
+// Option is one setting: its name in the file, its default, what it means, and how it is
+// read into a Config.
+type Option struct {
+	Name    string
+	Default string
+	Help    string
+	Secret  bool
+	set     func(c *Config, v string) error
+}
+
+func str(f func(c *Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+func list(f func(c *Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		*f(c) = out
+		return nil
+	}
+}
+
+func integer(min, max int, f func(c *Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < min || n > max {
+			return fmt.Errorf("want a whole number from %d to %d, got %q", min, max, v)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func duration(f func(c *Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 1s or 500ms, got %q", v)
+		}
+		*f(c) = d
+		return nil
+	}
+}
+
+// Options lists every setting.
+var Options = []Option{
+	{Name: "listen", Default: "127.0.0.1:8080", Help: "HTTP listen address", set: str(func(c *Config) *string { return &c.Listen })},
+	{Name: "tls_listen", Help: "HTTPS listen address (needs tls_cert and tls_key)", set: str(func(c *Config) *string { return &c.TLSListen })},
+	{Name: "tls_cert", Help: "TLS certificate file (PEM)", set: str(func(c *Config) *string { return &c.TLSCert })},
+	{Name: "tls_key", Help: "TLS private key file (PEM)", Secret: true, set: str(func(c *Config) *string { return &c.TLSKey })},
+	{Name: "log_level", Default: "info", Help: "debug, info, warn or error", set: func(c *Config, v string) error {
+		switch v {
+		case "debug", "info", "warn", "error":
+			c.LogLevel = v
+			return nil
+		}
+		return fmt.Errorf("want debug, info, warn or error, got %q", v)
+	}},
+	{Name: "api_plain_answer", Default: "sip_extension,id", Help: "auth_by methods whose keys get plain-text answers", set: list(func(c *Config) *[]string { return &c.PlainAnswer })},
+	{Name: "apicustomidentities", Help: "extra auth_by methods; such a key's default_user becomes a request variable", set: list(func(c *Config) *[]string { return &c.CustomIdentities })},
+	{Name: "ban_threshold", Default: "1", Help: "requests with a bad key from one address before it is banned", set: integer(1, 1_000_000, func(c *Config) *int { return &c.BanThreshold })},
+	{Name: "max_call_time", Default: "7200", Help: "longest call callPrepare grants, seconds", set: integer(1, 864_000, func(c *Config) *int { return &c.MaxCallTime })},
+	{Name: "currency", Default: "EUR", Help: "system currency: balances and costs are kept in it", set: func(c *Config, v string) error {
+		if len(v) != 3 || strings.ToUpper(v) != v {
+			return fmt.Errorf("want a three-letter upper-case currency code, got %q", v)
+		}
+		c.Currency = v
+		return nil
+	}},
+	{Name: "default_language", Default: "english", Help: "language of users registered without one", set: str(func(c *Config) *string { return &c.DefaultLanguage })},
+	{Name: "password_cost", Default: "10", Help: "bcrypt cost of stored password hashes", set: integer(4, 31, func(c *Config) *int { return &c.PasswordCost })},
+	{Name: "callback_context", Default: "callback", Help: "dialplan context createCallback originates into", set: str(func(c *Config) *string { return &c.CallbackContext })},
+	{Name: "reservation_grace", Default: "5m", Help: "how long past its MaxCallTime an unsettled reservation is kept", set: duration(func(c *Config) *time.Duration { return &c.ReservationGrace })},
+	{Name: "scripts_dir", Help: "folder of Lua extension scripts; empty runs none", set: str(func(c *Config) *string { return &c.ScriptsDir })},
+	{Name: "lua_timeout", Default: "1s", Help: "time limit of one Lua call", set: duration(func(c *Config) *time.Duration { return &c.LuaTimeout })},
+	{Name: "asterisk_timeout", Default: "10s", Help: "time limit of one AMI action", set: duration(func(c *Config) *time.Duration { return &c.AsteriskTimeout })},
+	{Name: "asterisk_allow", Default: "sipreload,dialplanreload,pjsipreload,channels,peers", Help: "operations asteriskRequest may run", set: list(func(c *Config) *[]string { return &c.AsteriskAllow })},
+}
+
+// DefaultConfig is the configuration with every option at its default.
+func DefaultConfig() Config {
+	var c Config
+	for _, o := range Options {
+		if err := o.set(&c, o.Default); err != nil && o.Default != "" {
+			panic("billing: bad default for " + o.Name)
+		}
+	}
+	return c
+}
+
+// Set sets one option by name; the error names the option.
+func (c *Config) Set(name, value string) error {
+	for _, o := range Options {
+		if o.Name == name {
+			if err := o.set(c, value); err != nil {
+				return fmt.Errorf("setting %s: %v", name, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown setting %q", name)
+}
+
+// ReadConfig reads `name = value` lines (# starts a comment) over c.
+func (c *Config) ReadConfig(r io.Reader, file string) error {
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(t, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: want `name = value`", file, line)
+		}
+		if err := c.Set(strings.TrimSpace(name), strings.Trim(strings.TrimSpace(value), `"`)); err != nil {
+			return fmt.Errorf("%s:%d: %v", file, line, err)
+		}
+	}
+	return sc.Err()
+}
+
+// LoadConfigFile reads the configuration file at path over c.
+func (c *Config) LoadConfigFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return c.ReadConfig(f, path)
+}
+
+// Validate checks settings that depend on each other.
+func (c *Config) Validate() error {
+	if c.TLSListen != "" && (c.TLSCert == "" || c.TLSKey == "") {
+		return fmt.Errorf("setting tls_listen needs tls_cert and tls_key")
+	}
+	return nil
+}

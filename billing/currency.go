@@ -1,0 +1,130 @@
+package billing
+
+import (
+	"context"
+	"strings"
+
+	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/db"
+)
+
+// Currency is a row of the currencies table; EURCourse is units per 1 EUR (×1e6).
+type Currency struct {
+	Code           string      `db:"code" json:"currency"`
+	DisplayName    string      `db:"displayname" json:"displayname"`
+	EURCourse      money.Micro `db:"eur_course" json:"eur_course"`
+	TransferFee    money.Micro `db:"transfer_fee" json:"transfer_fee"`
+	ReferralReward money.Micro `db:"referral_reward" json:"referral_reward"`
+}
+
+func currency(ctx context.Context, q db.Queryer, code string) (*Currency, error) {
+	var c Currency
+	err := q.Get(ctx, &c, `SELECT code, displayname, eur_course, transfer_fee, referral_reward FROM currencies WHERE code = ?`,
+		strings.ToUpper(code))
+	if db.IsNotFound(err) {
+		return nil, apierr.New(apierr.NotExist, "no currency %q", code)
+	}
+	return &c, err
+}
+
+// money converts between the system currency and a user's.
+type exchange struct {
+	system, user *Currency
+}
+
+func (s *Service) exchange(ctx context.Context, userCurrency string) (exchange, error) {
+	q := s.DB.Q()
+	sys, err := currency(ctx, q, s.Config.Currency)
+	if err != nil {
+		return exchange{}, err
+	}
+	u, err := currency(ctx, q, userCurrency)
+	if err != nil {
+		return exchange{}, err
+	}
+	return exchange{sys, u}, nil
+}
+
+// display is an amount of the system currency shown in the user's, rounded to cents.
+func (x exchange) display(m money.Micro) money.Micro {
+	return money.Convert(m, x.system.EURCourse, x.user.EURCourse).Round(2)
+}
+
+// toSystem converts an amount given in the user's currency into the system currency.
+func (x exchange) toSystem(m money.Micro) money.Micro {
+	return money.Convert(m, x.user.EURCourse, x.system.EURCourse)
+}
+
+// fromSystem converts exactly (not rounded to cents) into the user's currency.
+func (x exchange) fromSystem(m money.Micro) money.Micro {
+	return money.Convert(m, x.system.EURCourse, x.user.EURCourse)
+}
+
+func (s *Service) getCurrencies(r *Request) (any, error) {
+	var out []Currency
+	err := s.DB.Q().Select(r.ctx, &out, `SELECT code, displayname, eur_course, transfer_fee, referral_reward FROM currencies ORDER BY code`)
+	list := make([]map[string]any, len(out))
+	for i, c := range out {
+		list[i] = map[string]any{"currency": c.Code, "displayname": c.DisplayName, "eur_course": c.EURCourse}
+	}
+	return list, err
+}
+
+func (s *Service) getCourse(r *Request) (any, error) {
+	code := r.Str("currency")
+	if code == "" {
+		code = s.Config.Currency
+		if r.Caller.User != nil {
+			if u, err := r.User(); err == nil {
+				code = u.Currency
+			}
+		}
+	}
+	return currency(r.ctx, s.DB.Q(), code)
+}
+
+// updateCurrency edits or adds a currency (not in the reference, which has no way to
+// change exchange rates through the API; level 44: the master admin).
+func (s *Service) updateCurrency(r *Request) (any, error) {
+	code := strings.ToUpper(r.Str("currency"))
+	if len(code) != 3 {
+		return nil, apierr.New(apierr.InvalidArgument, "currency: want a three-letter code")
+	}
+	for _, name := range []string{"eur_course", "transfer_fee", "referral_reward"} {
+		if r.Has(name) && r.Money(name) < 0 || name == "eur_course" && r.Has(name) && r.Money(name) == 0 {
+			return nil, apierr.New(apierr.InvalidArgument, "%s must be positive", name)
+		}
+	}
+	return nil, s.DB.InTx(r.ctx, func(tx *db.Tx) error {
+		old, err := currency(r.ctx, tx, code)
+		if apierr.Code(err) == apierr.NotExist {
+			if !r.Has("eur_course") {
+				return apierr.New(apierr.MissingArgument, "eur_course is obligatory for a new currency")
+			}
+			old = &Currency{Code: code, DisplayName: code}
+			if _, err := tx.Exec(r.ctx, `INSERT INTO currencies (code, displayname, eur_course) VALUES (?, ?, ?)`,
+				code, code, r.Money("eur_course")); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		c := *old
+		if r.Has("eur_course") {
+			c.EURCourse = r.Money("eur_course")
+		}
+		if r.Has("displayname") {
+			c.DisplayName = r.Str("displayname")
+		}
+		if r.Has("transfer_fee") {
+			c.TransferFee = r.Money("transfer_fee")
+		}
+		if r.Has("referral_reward") {
+			c.ReferralReward = r.Money("referral_reward")
+		}
+		_, err = tx.Exec(r.ctx, `UPDATE currencies SET displayname = ?, eur_course = ?, transfer_fee = ?, referral_reward = ? WHERE code = ?`,
+			c.DisplayName, c.EURCourse, c.TransferFee, c.ReferralReward, code)
+		return err
+	})
+}

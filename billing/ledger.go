@@ -1,0 +1,64 @@
+package billing
+
+import (
+	"context"
+	"time"
+
+	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/db"
+)
+
+// Ledger kinds: why a balance changed.
+const (
+	KindInitial  = "initial"  // registerUser's starting balance
+	KindTransfer = "transfer" // transferMoney, both sides
+	KindFee      = "fee"      // a transfer's fee
+	KindManual   = "manual"   // updateAccount's balance
+	KindCall     = "call"     // callFinish
+)
+
+// post changes an account's balance by amount and writes the ledger row for it, inside tx:
+// the only way money moves, so a balance always equals the sum of its ledger.
+func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kind, ref, comment string, by int64) (money.Micro, error) {
+	var balance money.Micro
+	err := tx.Get(ctx, &balance, `UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance`, amount, account)
+	if db.IsNotFound(err) {
+		return 0, apierr.New(apierr.NotExist, "no account %d", account)
+	} else if err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO ledger (account_id, amount, balance, kind, ref, comment, user_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, account, amount, balance, kind, ref, comment, by, time.Now().Unix())
+	return balance, err
+}
+
+// reserved is the money held by the account's open calls.
+func reserved(ctx context.Context, q db.Queryer, account int64) (money.Micro, error) {
+	var m money.Micro
+	err := q.Get(ctx, &m, `SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE account_id = ?`, account)
+	return m, err
+}
+
+// lockAccounts takes the accounts' rows for update in id order, so two transfers in
+// opposite directions cannot deadlock.
+func lockAccounts(ctx context.Context, tx *db.Tx, ids ...int64) (map[int64]*Account, error) {
+	if len(ids) == 2 && ids[0] > ids[1] {
+		ids = []int64{ids[1], ids[0]}
+	}
+	out := map[int64]*Account{}
+	for _, id := range ids {
+		var a Account
+		err := tx.Get(ctx, &a, accountSelect+` WHERE a.id = ?`+tx.ForUpdate(), id)
+		if db.IsNotFound(err) {
+			return nil, apierr.New(apierr.NotExist, "no account %d", id)
+		} else if err != nil {
+			return nil, err
+		}
+		out[id] = &a
+	}
+	return out, nil
+}
+
+const accountSelect = `SELECT a.id AS account, a.balance, a.overdraft, a.refill_allowed, a.postpaid,
+	a.billing_name, a.billing_address, a.billing_email, a.billing_bank_account FROM accounts a`

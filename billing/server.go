@@ -1,0 +1,285 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/keys"
+)
+
+// Versions the route accepts (2.3 adds sip_host, sip_options, sip_address).
+var Versions = map[string]bool{"2.2": true, "2.3": true}
+
+// maxBody bounds a request body: large enough for updateDirections' JSON lists.
+const maxBody = 32 << 20
+
+// Envelope is the JSON answer of every call (DECISIONS §2).
+type Envelope struct {
+	Result      bool   `json:"result"`
+	Response    any    `json:"response"`
+	Description string `json:"description,omitempty"`
+}
+
+// Raw is a handler's answer that is not an envelope: a WAV from createTTS, a PDF invoice.
+type Raw struct {
+	ContentType string
+	Body        []byte
+}
+
+// Handler returns the HTTP handler: the API route and /healthz.
+func (s *Service) Handler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		status := http.StatusInternalServerError
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			status = he.Code
+		}
+		if status >= 500 {
+			s.Log.Error("unhandled", "err", err)
+			status = http.StatusOK
+		}
+		c.JSON(status, Envelope{Response: apierr.UnknownMethod, Description: http.StatusText(status)})
+	}
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+	api := func(c echo.Context) error { s.serveAPI(c); return nil }
+	e.GET("/billing/api/:version/:apikey/:method", api)
+	e.POST("/billing/api/:version/:apikey/:method", api)
+	return e
+}
+
+// call is one API request on its way through the gate to a handler.
+type call struct {
+	method string
+	key    *keys.Key
+	code   string
+	status int
+}
+
+func (s *Service) serveAPI(c echo.Context) {
+	start := time.Now()
+	cl := &call{method: c.Param("method")}
+	defer func() {
+		if p := recover(); p != nil {
+			s.Log.Error("panic in method", "method", cl.method, "panic", p, "stack", string(debug.Stack()))
+			s.answer(c, cl, nil, apierr.New(apierr.UndefinedInstruction, "the method failed"))
+		}
+		s.Log.Info("request", "method", cl.method, "remote", c.Request().RemoteAddr,
+			"status", cl.status, "code", cl.code, "duration", time.Since(start))
+	}()
+	resp, err := s.run(c, cl)
+	s.answer(c, cl, resp, err)
+}
+
+func (s *Service) run(c echo.Context, cl *call) (any, error) {
+	ctx := c.Request().Context()
+	remote := remoteAddr(c.Request())
+	k, err := s.Gate.Admit(ctx, c.Param("apikey"), remote, c.Request().TLS != nil)
+	if err != nil {
+		return nil, err
+	}
+	cl.key = k
+	if !Versions[c.Param("version")] {
+		return nil, apierr.New(apierr.IncorrectAPIVersion, "API version %q is not served (2.2, 2.3)", c.Param("version"))
+	}
+	m := s.Methods[cl.method]
+	if m == nil {
+		return nil, apierr.New(apierr.UnknownMethod, "no method %q", cl.method)
+	}
+	params, err := readParams(c.Request())
+	if err != nil {
+		return nil, err
+	}
+	caller, err := s.Gate.Authorize(ctx, k, keys.Request{
+		Method: m.Name, Level: m.Level, AllowLocked: m.AllowLocked,
+		Login: params["login"], Password: params["password"], OnBehalf: params["username"],
+	})
+	if err != nil {
+		return nil, err
+	}
+	args, err := m.bind(params)
+	if err != nil {
+		return nil, err
+	}
+	r := &Request{ctx: ctx, S: s, Caller: caller, Method: m, Version: c.Param("version"), args: args, Remote: remote}
+	return m.Handler(r)
+}
+
+// answer writes the envelope (or the plain text that Asterisk's CURL() reads, or a Raw body).
+func (s *Service) answer(c echo.Context, cl *call, resp any, err error) {
+	if cl.status != 0 {
+		return // already answered (a panic after a write)
+	}
+	env := Envelope{Result: true, Response: resp}
+	if err != nil {
+		code := apierr.Code(err)
+		var ae *apierr.Error
+		if errors.As(err, &ae) {
+			env.Description = ae.Message
+		} else {
+			// Unexpected: log it in full, show the client only the code.
+			s.Log.Error("method failed", "method", cl.method, "err", err)
+			env.Description = "internal error"
+		}
+		env = Envelope{Result: false, Response: code, Description: env.Description}
+	}
+	if env.Result && env.Response == nil {
+		env.Response = true
+	}
+	cl.code, _ = env.Response.(string)
+	if env.Result {
+		cl.code = "OK"
+	}
+	cl.status = apierr.Status(cl.code)
+	if raw, ok := resp.(Raw); ok && err == nil {
+		c.Blob(http.StatusOK, raw.ContentType, raw.Body)
+		cl.status = http.StatusOK
+		return
+	}
+	if cl.key != nil && s.plainAnswer(cl.key) {
+		c.String(cl.status, plainText(env.Response))
+		return
+	}
+	c.JSON(cl.status, env)
+}
+
+func (s *Service) plainAnswer(k *keys.Key) bool {
+	for _, a := range s.Config.PlainAnswer {
+		if a == k.AuthBy {
+			return true
+		}
+	}
+	return false
+}
+
+// plainText renders a response as the plain answer's body.
+func plainText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int, int64, int32:
+		return fmt.Sprint(x)
+	case money.Micro:
+		return x.String()
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return apierr.UndefinedInstruction
+	}
+	return string(b)
+}
+
+func remoteAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// readParams merges the query string with a POST body (form, multipart or a JSON object);
+// a body value overrides a query value of the same name.
+func readParams(r *http.Request) (map[string]string, error) {
+	params := map[string]string{}
+	for k, vs := range r.URL.Query() {
+		params[k] = vs[len(vs)-1]
+	}
+	if r.Method != http.MethodPost || r.Body == nil {
+		return params, nil
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	bad := func(err error) error {
+		return apierr.New(apierr.InvalidArgument, "unreadable request body: %v", err)
+	}
+	switch ct {
+	case "application/json":
+		var body map[string]json.RawMessage
+		dec := json.NewDecoder(r.Body)
+		if err := dec.Decode(&body); err != nil && err != io.EOF {
+			return nil, bad(err)
+		}
+		for k, raw := range body {
+			params[k] = jsonScalar(raw)
+		}
+	case "multipart/form-data":
+		if err := r.ParseMultipartForm(maxBody); err != nil {
+			return nil, bad(err)
+		}
+		for k, vs := range r.MultipartForm.Value {
+			params[k] = vs[len(vs)-1]
+		}
+	case "application/x-www-form-urlencoded", "":
+		if err := r.ParseForm(); err != nil {
+			return nil, bad(err)
+		}
+		for k, vs := range r.PostForm {
+			params[k] = vs[len(vs)-1]
+		}
+	}
+	return params, nil
+}
+
+// jsonScalar turns a JSON value into the string a query parameter would carry: strings
+// unquoted, numbers and booleans as written, objects and arrays as JSON text.
+func jsonScalar(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	t := strings.TrimSpace(string(raw))
+	if t == "null" {
+		return ""
+	}
+	return t
+}
+
+// Request is one call as a handler sees it.
+type Request struct {
+	ctx     context.Context
+	S       *Service
+	Caller  *keys.Caller
+	Method  *Method
+	Version string
+	Remote  netip.Addr
+	args    map[string]string
+
+	user, actor *User
+}
+
+// Context is the request's context.
+func (r *Request) Context() context.Context { return r.ctx }
+
+// Has reports whether the argument was given (or has a default).
+func (r *Request) Has(name string) bool { _, ok := r.args[name]; return ok }
+
+// Str is a string argument ("" when absent).
+func (r *Request) Str(name string) string { return r.args[name] }
+
+// Int is a whole-number argument, already validated by binding (0 when absent).
+func (r *Request) Int(name string) int64 { v, _ := parseInt(r.args[name]); return v }
+
+// Money is a num argument as exact micro-units (0 when absent).
+func (r *Request) Money(name string) money.Micro { v, _ := money.Parse(r.args[name]); return v }
+
+// Bool is a bool argument (false when absent).
+func (r *Request) Bool(name string) bool { v, _ := parseBool(r.args[name]); return v }

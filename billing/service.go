@@ -1,0 +1,58 @@
+// Package billing is the Narayana Billing API: the method table, the HTTP route in front
+// of it, and the handlers with the domain rules they enforce.
+package billing
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/keys"
+)
+
+// Service is the billing daemon's core: storage, the gate, settings and the method table.
+type Service struct {
+	DB        *db.DB
+	Gate      *keys.Gate
+	Passwords *keys.Passwords
+	Config    Config
+	Log       *slog.Logger
+	Methods   Table
+}
+
+// New wires a Service over an open, migrated database.
+func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	custom := map[string]bool{}
+	for _, c := range cfg.CustomIdentities {
+		custom[c] = true
+	}
+	pw := keys.NewPasswords(cfg.PasswordCost)
+	s := &Service{
+		DB:        d,
+		Passwords: pw,
+		Config:    cfg,
+		Log:       log,
+		Gate: &keys.Gate{
+			Keys:             keys.NewKeys(d),
+			Bans:             keys.NewBans(d, cfg.BanThreshold),
+			Users:            keys.Users{DB: d},
+			Passwords:        pw,
+			CustomIdentities: custom,
+		},
+		Methods: Table{},
+	}
+	s.declareMethods()
+	return s
+}
+
+// Start wires a Service and starts its background work (none yet beyond the caches);
+// Close stops it.
+func Start(ctx context.Context, d *db.DB, cfg Config, log *slog.Logger) (*Service, error) {
+	return New(d, cfg, log), nil
+}
+
+// Close stops the service's background work.
+func (s *Service) Close() error { return nil }

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/narayana/narayanad/billing"
+	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/keys"
+)
+
+// Demo credentials: for `make run` on 127.0.0.1 only.
+const (
+	demoAdmin    = "admin"
+	demoPassword = "admin"
+	demoKey      = "demo0123456789key"
+	demoServer   = "127.0.0.1"
+)
+
+// runDemo creates a demo database (master admin, client key, a SIP server, a corporate
+// user with two customers) unless the database is already initialised, then prints how
+// to query it.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", stderr)
+	dsn := dsnFlag(fs)
+	listen := fs.String("listen", "127.0.0.1:8080", "where `make run` serves, for the examples")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := db.Open(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	v, err := d.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v == 0 {
+		cfg, _ := loadConfig("")
+		if err := billing.Bootstrap(ctx, d, cfg, demoAdmin, md5hex(demoPassword), demoKey); err != nil {
+			return err
+		}
+		if err := seedDemo(ctx, d, cfg.PasswordCost); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created the demo database %s\n", *dsn)
+	}
+	base := "http://" + *listen + "/billing/api/2.2/" + demoKey
+	auth := "login=" + demoAdmin + "&password=21232f297a57a5a743894a0e4a801fc3" // md5("admin")
+	fmt.Fprintf(stdout, `
+Demo key: %s (client key; log in as %s / %s, sent as md5)
+Try:
+  curl '%s/getInfo?%s'
+  curl '%s/getUsers?%s&all=true'
+  curl '%s/getCurrencies'
+  curl '%s/transferMoney?%s&destination=alice&amount=5'
+  curl '%s/getInfo?%s&username=alice'
+`, demoKey, demoAdmin, demoPassword, base, auth, base, auth, base, base, auth, base, auth)
+	return nil
+}
+
+func seedDemo(ctx context.Context, d *db.DB, cost int) error {
+	pw := keys.NewPasswords(cost)
+	now := time.Now().Unix()
+	return d.InTx(ctx, func(tx *db.Tx) error {
+		srv, err := tx.Insert(ctx, `INSERT INTO sip_servers (name, address, dns) VALUES ('demo', ?, 'sip.demo.local')`, demoServer)
+		if err != nil {
+			return err
+		}
+		var admin int64
+		if err := tx.Get(ctx, &admin, `SELECT id FROM users WHERE username = ?`, demoAdmin); err != nil {
+			return err
+		}
+		users := []struct {
+			name    string
+			level   int
+			manager string
+			ext     string
+			balance int64
+		}{
+			{"reseller", 22, demoAdmin, "10000", 100_000_000},
+			{"alice", 11, "reseller", "10001", 20_000_000},
+			{"bob", 11, "reseller", "10002", 5_000_000},
+		}
+		ids := map[string]int64{demoAdmin: admin}
+		for _, u := range users {
+			// md5 of the username is the demo password of each user
+			hash, err := pw.Hash(md5hex(u.name))
+			if err != nil {
+				return err
+			}
+			acc, err := tx.Insert(ctx, `INSERT INTO accounts (owner_id, balance, created_at) VALUES (?, ?, ?)`, ids[u.manager], u.balance, now)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO ledger (account_id, amount, balance, kind, comment, created_at) VALUES (?, ?, ?, 'initial', 'demo', ?)`,
+				acc, u.balance, u.balance, now); err != nil {
+				return err
+			}
+			id, err := tx.Insert(ctx, `INSERT INTO users (username, password_hash, manager_id, accesslevel, active, account_id, currency, created_at)
+				VALUES (?, ?, ?, ?, 1, ?, 'EUR', ?)`, u.name, hash, ids[u.manager], u.level, acc, now)
+			if err != nil {
+				return err
+			}
+			ids[u.name] = id
+			if _, err := tx.Exec(ctx, `INSERT INTO extensions (extension, user_id, server_id, password, callerid, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				u.ext, id, srv, "secret"+u.ext, u.ext, now); err != nil {
+				return err
+			}
+		}
+		// The Asterisk's own server key: named after its realm, authorising by SIP account.
+		_, err = tx.Exec(ctx, `INSERT INTO api_keys (name, apikey, auth_by, source, access_level, owner_id, created_at)
+			VALUES ('demo', 'demo-asterisk-key', 'sip_extension', '127.0.0.1', 50, ?, ?)`, admin, now)
+		return err
+	})
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"io"
+
+	"github.com/narayana/narayanad/billing"
+	"github.com/narayana/narayanad/db"
+)
+
+func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("init", stderr)
+	dsn := dsnFlag(fs)
+	user := fs.String("admin-user", "", "the master admin's username")
+	password := fs.String("admin-password", "", "the master admin's password")
+	apikey := fs.String("api-key", "", "the secret of the client key `web`")
+	config := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *user == "" || *password == "" || *apikey == "" {
+		return fmt.Errorf("init needs --admin-user, --admin-password and --api-key")
+	}
+	cfg, err := loadConfig(*config)
+	if err != nil {
+		return err
+	}
+	d, err := db.Open(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := billing.Bootstrap(ctx, d, cfg, *user, md5hex(*password), *apikey); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "initialised %s: master admin %q, client key `web`\n", *dsn, *user)
+	return nil
+}
+
+func loadConfig(path string) (billing.Config, error) {
+	cfg := billing.DefaultConfig()
+	if path != "" {
+		if err := cfg.LoadConfigFile(path); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/narayana/narayanad/billing"
+	"github.com/narayana/narayanad/db"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	dsn := dsnFlag(fs)
+	config := fs.String("config", "", "configuration file (`name = value` lines)")
+	listen := fs.String("listen", "", "HTTP listen address (default from config, else 127.0.0.1:8080)")
+	tlsListen := fs.String("tls-listen", "", "HTTPS listen address")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate file")
+	tlsKey := fs.String("tls-key", "", "TLS key file")
+	scripts := fs.String("scripts", "", "folder of Lua extension scripts")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*config)
+	if err != nil {
+		return err
+	}
+	// Flags win over the environment, which wins over the file.
+	if env := os.Getenv("NARAYANA_LISTEN"); env != "" {
+		cfg.Listen = env
+	}
+	for name, v := range map[string]string{"listen": *listen, "tls_listen": *tlsListen, "tls_cert": *tlsCert,
+		"tls_key": *tlsKey, "scripts_dir": *scripts} {
+		if v != "" {
+			if err := cfg.Set(name, v); err != nil {
+				return err
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+
+	d, err := db.Open(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.CheckSchema(ctx); err != nil {
+		return err
+	}
+	svc, err := billing.Start(ctx, d, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+
+	// Listen before serving, so a busy port fails at once.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	servers := []*http.Server{newHTTPServer(svc.Handler(), log)}
+	listeners := []net.Listener{ln}
+	if cfg.TLSListen != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		tln, err := net.Listen("tcp", cfg.TLSListen)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		listeners = append(listeners, tls.NewListener(tln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+		servers = append(servers, newHTTPServer(svc.Handler(), log))
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		log.Info("listening", "address", listeners[i].Addr().String(), "tls", i > 0)
+		go func(srv *http.Server, ln net.Listener) { errc <- srv.Serve(ln) }(srv, listeners[i])
+	}
+	fmt.Fprintf(stdout, "narayanad %s serving on http://%s\n", Version, ln.Addr())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// First signal: finish requests in flight. A second one ends the process (the
+	// NotifyContext's stop restores the default handler).
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	return nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}

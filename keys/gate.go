@@ -1,0 +1,193 @@
+package keys
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/db"
+)
+
+// Gate decides who is asking and whether they may: every request passes Admit (the key
+// and the address) and then Authorize (the user and the method's level).
+type Gate struct {
+	Keys      *Keys
+	Bans      *Bans
+	Users     Users
+	Passwords *Passwords
+	// CustomIdentities are the extra auth_by methods of the apicustomidentities setting:
+	// a key with one of them carries its default_user as a request variable.
+	CustomIdentities map[string]bool
+}
+
+// Admit checks the address and the key: a banned address gets E_FORBIDDEN; an unknown,
+// disabled or revoked key E_UNAUTHORIZED (and counts towards banning the address); an
+// address the key does not allow, or plain HTTP with a secure_only key, E_FORBIDDEN.
+func (g *Gate) Admit(ctx context.Context, apikey string, remote netip.Addr, overTLS bool) (*Key, error) {
+	banned, err := g.Bans.IsBanned(ctx, remote)
+	if err != nil {
+		return nil, err
+	}
+	if banned {
+		return nil, apierr.New(apierr.Forbidden, "address %s is banned", remote)
+	}
+	k, err := g.Keys.Lookup(ctx, apikey)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil || !k.Usable() {
+		if err := g.Bans.BadKey(ctx, remote); err != nil {
+			return nil, err
+		}
+		return nil, apierr.New(apierr.Unauthorized, "unknown, disabled or revoked API key")
+	}
+	if !k.source.Allows(remote) {
+		return nil, apierr.New(apierr.Forbidden, "this key may not be used from %s", remote)
+	}
+	if k.SecureOnly == 1 && !overTLS {
+		return nil, apierr.New(apierr.Forbidden, "this key may be used over HTTPS only")
+	}
+	return k, nil
+}
+
+// Request is what Authorize needs to know of a call.
+type Request struct {
+	Method      string
+	Level       int  // the method's access level
+	AllowLocked bool // callPrepare answers a locked user itself, as a Declined line
+	Login       string
+	Password    string // md5 hex
+	OnBehalf    string // the `username` argument
+}
+
+// Caller is who asks, and for whom.
+type Caller struct {
+	Key   *Key
+	Actor *Principal // the authenticated user; nil on an anonymous call
+	User  *Principal // the user the call acts on: Actor, or the `username` argument's user
+	Level int        // effective access level
+	// Identity holds a custom identity's value (apicustomidentities), by its name.
+	Identity map[string]string
+}
+
+// Authorize finds the user, checks the effective access level against the method's, and
+// resolves `username`.
+func (g *Gate) Authorize(ctx context.Context, k *Key, r Request) (*Caller, error) {
+	if !k.Allows(r.Method) {
+		return nil, apierr.New(apierr.InsufficientAccess, "this key may not call %s", r.Method)
+	}
+	c := &Caller{Key: k}
+	q := g.Keys.DB.Q()
+	custom := g.CustomIdentities[k.AuthBy]
+	if custom && k.DefaultUser != "" {
+		c.Identity = map[string]string{k.AuthBy: k.DefaultUser}
+	}
+	var err error
+	if k.IsServer() {
+		c.Level = k.AccessLevel
+		c.Actor, err = g.serverUser(ctx, q, k, r, custom)
+	} else {
+		c.Actor, err = g.clientUser(ctx, q, k, r, custom)
+		if c.Actor != nil {
+			c.Level = c.Actor.AccessLevel
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Level > 0 && c.Actor == nil {
+		return nil, apierr.New(apierr.AuthFailed, "%s needs an authorized user", r.Method)
+	}
+	if c.Level < r.Level {
+		return nil, apierr.New(apierr.InsufficientAccess, "%s needs access level %d", r.Method, r.Level)
+	}
+	if r.Level > 0 && c.Actor.Locked() && !r.AllowLocked {
+		return nil, apierr.New(apierr.UserLocked, "user %s is locked", c.Actor.Username)
+	}
+	c.User = c.Actor
+	if r.OnBehalf != "" && c.Actor != nil && r.OnBehalf != c.Actor.Username {
+		u, err := g.Users.Find(ctx, q, "username", r.OnBehalf)
+		if db.IsNotFound(err) {
+			return nil, apierr.New(apierr.NotExist, "no user %q", r.OnBehalf)
+		} else if err != nil {
+			return nil, err
+		}
+		ok, err := g.Users.Manages(ctx, q, c.Actor, u)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, apierr.New(apierr.DoesNotBelongToYou, "user %q is not yours", r.OnBehalf)
+		}
+		c.User = u
+	}
+	return c, nil
+}
+
+// clientUser: static authorization by default_user, else login and password.
+func (g *Gate) clientUser(ctx context.Context, q db.Queryer, k *Key, r Request, custom bool) (*Principal, error) {
+	authBy := k.AuthBy
+	if k.DefaultUser != "" && !custom {
+		u, err := g.Users.Find(ctx, q, authBy, k.DefaultUser)
+		if db.IsNotFound(err) {
+			return nil, apierr.New(apierr.AuthFailed, "the key's default user does not exist")
+		}
+		return u, err
+	}
+	if r.Login == "" {
+		return nil, nil
+	}
+	u, err := g.Users.Find(ctx, q, authBy, r.Login)
+	if db.IsNotFound(err) {
+		return nil, apierr.New(apierr.AuthFailed, "wrong login or password")
+	} else if err != nil {
+		return nil, err
+	}
+	if !g.Passwords.Verify(u.ID, u.PasswordHash, r.Password) {
+		return nil, apierr.New(apierr.AuthFailed, "wrong login or password")
+	}
+	return u, nil
+}
+
+// serverUser: no password; login names the user, who must be managed by the key's owner
+// unless the key has exclusive rights. Without login the key's default user, else its
+// owner, acts.
+func (g *Gate) serverUser(ctx context.Context, q db.Queryer, k *Key, r Request, custom bool) (*Principal, error) {
+	login := r.Login
+	if login == "" && !custom {
+		login = k.DefaultUser
+	}
+	if login == "" {
+		if !k.OwnerID.Valid {
+			return nil, nil
+		}
+		u, err := g.Users.ByID(ctx, q, k.OwnerID.Int64)
+		if db.IsNotFound(err) {
+			return nil, nil
+		}
+		return u, err
+	}
+	u, err := g.Users.Find(ctx, q, k.AuthBy, login)
+	if db.IsNotFound(err) {
+		return nil, apierr.New(apierr.AuthFailed, "no user %q", login)
+	} else if err != nil {
+		return nil, err
+	}
+	if k.AccessLevel >= LevelExclusive {
+		return u, nil
+	}
+	var owner *Principal
+	if k.OwnerID.Valid {
+		if owner, err = g.Users.ByID(ctx, q, k.OwnerID.Int64); err != nil && !db.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	ok, err := g.Users.Manages(ctx, q, owner, u)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, apierr.New(apierr.DoesNotBelongToYou, "user %q does not belong to this key's owner", login)
+	}
+	return u, nil
+}
