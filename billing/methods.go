@@ -46,4 +46,6 @@ func (s *Service) declareMethods() {
 		method("unbanIP", 33, s.unbanIP, "id:int!"),
 		method("updateBanPermanent", 33, s.updateBanPermanent, "id:int!", "state:bool!"),
 	)
+	s.declareCallMethods()
+	s.declareTariffMethods()
 }
