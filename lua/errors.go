@@ -8,11 +8,11 @@ import (
 
 // API codes this package produces. Script-raised errors carry their own code.
 const (
-	CodeLuaException = "E_LUA_EXCEPTION"
-	CodeDepth        = "E_HAS_NO_ONE_TOLD_YOU_SHE_IS_NOT_BREATHING"
+	CodeLuaException  = "E_LUA_EXCEPTION"
+	CodeDepth         = "E_HAS_NO_ONE_TOLD_YOU_SHE_IS_NOT_BREATHING"
 	CodeUnknownMethod = "E_UNKNOWN_METHOD"
-	CodeNotExist     = "E_NOT_EXIST"
-	CodeTTS          = "E_TTS_ERROR"
+	CodeNotExist      = "E_NOT_EXIST"
+	CodeTTS           = "E_TTS_ERROR"
 )
 
 // Error kinds. Test them with errors.Is; every error this package returns is an *Error

@@ -692,8 +692,8 @@ func TestLogAndPrint(t *testing.T) {
 	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rt := newRuntime(t, map[string]string{
 		"log.lua": methods(map[string]string{
-			"log":     `narayana.log("warn", "careful " .. 1) print("printed", 2) return true`,
-			"badlvl":  `narayana.log("loud", "x")`,
+			"log":    `narayana.log("warn", "careful " .. 1) print("printed", 2) return true`,
+			"badlvl": `narayana.log("loud", "x")`,
 		}),
 	}, Options{Logger: logger})
 	if _, err := call(rt, "log"); err != nil {
@@ -727,4 +727,22 @@ func BenchmarkCallMethod(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestSymlinkOutsideIgnored(t *testing.T) {
+	outside := writeScripts(t, map[string]string{"evil.lua": `return "outside"`})
+	dir := writeScripts(t, map[string]string{
+		"a.lua":      methods(map[string]string{"get": `return require("evil")`, "inner": `return require("lib.in")`}),
+		"lib/in.lua": `return "inside"`,
+	})
+	if err := os.Symlink(filepath.Join(outside, "evil.lua"), filepath.Join(dir, "evil.lua")); err != nil {
+		t.Skip("no symlinks:", err)
+	}
+	rt := newRuntime(t, nil, Options{Dir: dir})
+	if v, err := call(rt, "get"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("require through a symlink out of the folder: %v %v", v, err)
+	}
+	if v, err := call(rt, "inner"); err != nil || v != "inside" {
+		t.Fatalf("inner: %v %v", v, err)
+	}
 }
