@@ -1,0 +1,175 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"net/url"
+	"testing"
+
+	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/billing/money"
+)
+
+func TestUsersAndAccounts(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		if _, err := e.s.DB.Q().Exec(context.Background(), `INSERT INTO sip_servers (name, address) VALUES ('pbx1', '192.0.2.10')`); err != nil {
+			t.Fatal(err)
+		}
+		e.register(admin(), "corp", 22, "balance", "12.50", "sip_server", "192.0.2.10", "sip_extension", "40000", "currency", "USD")
+		info := e.ok(e.do(e.web, "getInfo", user("corp")))
+		for name, want := range map[string]string{
+			"username": "corp", "accesslevel": "22", "balance": "12.5", "currency": "USD", "manager": adminName,
+			"sip_extension": "40000", "sip_server": "192.0.2.10", "sip_realm": "pbx1", "active": "1",
+			"displaybalance": "13.5", // 12.50 EUR at 1.08 USD
+			"sip_extensions": "", "did_numbers": "[]",
+		} {
+			if got := field(info, name); got != want && !(name == "sip_extensions" && got != "") {
+				t.Errorf("getInfo %s = %q, want %q", name, got, want)
+			}
+		}
+		if field(info, "comment") != "" || field(info, "password") != "" {
+			t.Errorf("getInfo shows comment or password to a level-22 user: %s", info.Body)
+		}
+		v := e.ok(e.do(e.web, "getValue", user("corp", "property", "actualbalance")))
+		if fmt.Sprint(v.Response) != "12.5" {
+			t.Errorf("actualbalance = %v", v.Response)
+		}
+		e.fails(e.do(e.web, "getValue", user("corp", "property", "nonsense")), apierr.InvalidArgument, 400)
+		// Registration errors change nothing.
+		e.fails(e.do(e.web, "registerUser", admin("user", "corp", "web_password", md5hex("x"))), apierr.CantCreateAccount, 200)
+		e.fails(e.do(e.web, "registerUser", admin("user", "x1", "web_password", "plain")), apierr.InvalidArgument, 400)
+		e.fails(e.do(e.web, "registerUser", admin("user", "x2", "web_password", md5hex("x"), "sip_server", "192.0.2.99", "sip_extension", "40001")), apierr.SIPServerNotExist, 200)
+		e.fails(e.do(e.web, "registerUser", admin("user", "x3", "web_password", md5hex("x"), "sip_server", "192.0.2.10", "sip_extension", "12")), apierr.WrongExtension, 200)
+		e.fails(e.do(e.web, "registerUser", admin("user", "x4", "web_password", md5hex("x"), "sip_server", "192.0.2.10", "sip_extension", "40000")), apierr.CantCreateExtension, 200)
+		e.fails(e.do(e.web, "registerUser", admin("user", "x5", "web_password", md5hex("x"), "balance", "-1")), apierr.InvalidArgument, 400)
+		e.fails(e.do(e.web, "registerUser", admin("user", "bad name!", "web_password", md5hex("x"))), apierr.InvalidArgument, 400)
+		for _, n := range []string{"x1", "x2", "x3", "x4", "x5"} {
+			e.fails(e.do(e.web, "getInfo", admin("username", n)), apierr.NotExist, 200)
+		}
+		// A second user in corp's account, then the account cannot be deleted.
+		acc := field(info, "account")
+		e.register(user("corp"), "staff", 11, "account", acc)
+		e.fails(e.do(e.web, "deleteAccount", admin("account", acc)), apierr.AccountHasUsers, 200)
+		accs := e.ok(e.do(e.web, "getAccounts", user("corp")))
+		if len(accs.Response.([]any)) != 1 {
+			t.Errorf("getAccounts: %s", accs.Body)
+		}
+		ai := e.ok(e.do(e.web, "getAccountInfo", user("corp", "account", acc)))
+		if field(ai, "users") != `["corp","staff"]` {
+			t.Errorf("account users: %s", field(ai, "users"))
+		}
+		// updateUser validation and effect.
+		e.ok(e.do(e.web, "updateUser", user("corp", "language", "russian", "timezone", "3", "notify_email", "a@b.c")))
+		if got := field(e.ok(e.do(e.web, "getInfo", user("corp"))), "language"); got != "russian" {
+			t.Errorf("language = %q", got)
+		}
+		e.fails(e.do(e.web, "updateUser", user("corp", "timezone", "40")), apierr.InvalidArgument, 400)
+		e.fails(e.do(e.web, "updateUser", user("corp", "currency", "XXX")), apierr.NotExist, 200)
+		e.fails(e.do(e.web, "updateUser", user("corp", "user", "staff", "active", "7")), apierr.InvalidArgument, 400)
+		e.fails(e.do(e.web, "updateUser", user("corp")), apierr.MissingArgument, 400)
+		// A new password works at once.
+		e.ok(e.do(e.web, "updateUser", user("corp", "user", "staff", "web_password", md5hex("newpw"))))
+		e.fails(e.do(e.web, "getInfo", user("staff")), apierr.AuthFailed, 200)
+		e.ok(e.do(e.web, "getInfo", as("staff", "newpw")))
+		// deleteUser; the deleted user's users move to its manager.
+		e.register(user("corp"), "sub", 11)
+		e.ok(e.do(e.web, "updateUser", admin("user", "staff", "accesslevel", "22")))
+		e.ok(e.do(e.web, "deleteUser", admin("user", "staff")))
+		e.fails(e.do(e.web, "getInfo", as("staff", "newpw")), apierr.AuthFailed, 200)
+		e.fails(e.do(e.web, "deleteUser", admin("user", adminName)), apierr.DataAbort, 200)
+		e.fails(e.do(e.web, "deleteUser", admin("user", "ghost")), apierr.NotExist, 200)
+		// Currencies.
+		c := e.ok(e.do(e.web, "getCourse", url.Values{"currency": {"RUB"}}))
+		if field(c, "currency") != "RUB" || field(c, "eur_course") != "98" {
+			t.Errorf("getCourse: %s", c.Body)
+		}
+		e.fails(e.do(e.web, "getCourse", url.Values{"currency": {"XYZ"}}), apierr.NotExist, 200)
+		e.ok(e.do(e.web, "updateCurrency", admin("currency", "RUB", "eur_course", "100.5")))
+		if field(e.ok(e.do(e.web, "getCourse", url.Values{"currency": {"RUB"}})), "eur_course") != "100.5" {
+			t.Error("updateCurrency did not change the course")
+		}
+	})
+}
+
+func TestTransferMoney(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.register(admin(), "ann", 11, "balance", "10")
+		e.register(admin(), "ben", 11, "balance", "1")
+		e.ok(e.do(e.web, "transferMoney", user("ann", "destination", "ben", "amount", "2.5", "comment", "lunch")))
+		bal := func(u string) string { return field(e.ok(e.do(e.web, "getInfo", user(u))), "balance") }
+		if bal("ann") != "7.5" || bal("ben") != "3.5" {
+			t.Fatalf("after transfer: ann %s, ben %s", bal("ann"), bal("ben"))
+		}
+		// To an account number.
+		benAcc := field(e.ok(e.do(e.web, "getInfo", user("ben"))), "account")
+		e.ok(e.do(e.web, "transferMoney", user("ann", "destination", benAcc, "amount", "0.5")))
+		e.fails(e.do(e.web, "transferMoney", user("ann", "destination", "ben", "amount", "100")), apierr.InsufficientMoney, 200)
+		e.fails(e.do(e.web, "transferMoney", user("ann", "destination", "ben", "amount", "-1")), apierr.InvalidArgument, 400)
+		e.fails(e.do(e.web, "transferMoney", user("ann", "destination", "ben", "amount", "abc")), apierr.InvalidArgument, 400)
+		e.fails(e.do(e.web, "transferMoney", user("ann", "destination", "nobody", "amount", "1")), apierr.NotExist, 200)
+		e.fails(e.do(e.web, "transferMoney", user("ann", "destination", "ann", "amount", "1")), apierr.DataAbort, 200)
+		// refill_allowed: 0 locks both ways, 1 only receives.
+		e.ok(e.do(e.web, "updateAccount", admin("account", benAcc, "refill_allowed", "0")))
+		e.fails(e.do(e.web, "transferMoney", user("ann", "destination", "ben", "amount", "1")), apierr.TransactionsLocked, 200)
+		e.ok(e.do(e.web, "updateAccount", admin("account", benAcc, "refill_allowed", "1")))
+		e.ok(e.do(e.web, "transferMoney", user("ann", "destination", "ben", "amount", "1")))
+		e.fails(e.do(e.web, "transferMoney", user("ben", "destination", "ann", "amount", "1")), apierr.TransactionsLimited, 200)
+		// Overdraft extends what can be spent; in another currency the amount converts.
+		e.ok(e.do(e.web, "updateAccount", admin("username", "ann", "overdraft", "10")))
+		e.ok(e.do(e.web, "transferMoney", user("ann", "destination", "ben", "amount", "15")))
+		if bal("ann") != "-9" {
+			t.Fatalf("ann = %s", bal("ann"))
+		}
+		// The admin issues money.
+		e.ok(e.do(e.web, "transferMoney", admin("destination", "ann", "amount", "100")))
+		checkLedger(t, e)
+	})
+}
+
+// checkLedger: every account's balance equals the sum of its ledger rows.
+func checkLedger(t *testing.T, e *env) {
+	t.Helper()
+	var bad []struct {
+		ID      int64       `db:"id"`
+		Balance money.Micro `db:"balance"`
+		Sum     money.Micro `db:"total"`
+	}
+	err := e.s.DB.Q().Select(context.Background(), &bad, `SELECT a.id, a.balance, COALESCE(SUM(l.amount), 0) AS total
+		FROM accounts a LEFT JOIN ledger l ON l.account_id = a.id GROUP BY a.id, a.balance
+		HAVING a.balance <> COALESCE(SUM(l.amount), 0)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bad {
+		t.Errorf("account %d: balance %s, ledger sum %s", b.ID, b.Balance, b.Sum)
+	}
+}
+
+// TestLedgerInvariant runs a random sequence of money operations and then checks every
+// balance against the sum of its ledger; failed operations must change nothing.
+func TestLedgerInvariant(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		rng := rand.New(rand.NewSource(7))
+		names := []string{"u1", "u2", "u3", "u4"}
+		e.register(admin(), "corp", 22)
+		for _, n := range names {
+			e.register(user("corp"), n, 11, "balance", fmt.Sprintf("%d.%02d", rng.Intn(20), rng.Intn(100)))
+		}
+		amount := func() string { return fmt.Sprintf("%d.%06d", rng.Intn(8), rng.Intn(1_000_000)) }
+		for i := 0; i < 150; i++ {
+			a, b := names[rng.Intn(len(names))], names[rng.Intn(len(names))]
+			switch rng.Intn(5) {
+			case 0, 1:
+				e.do(e.web, "transferMoney", user(a, "destination", b, "amount", amount()))
+			case 2:
+				e.do(e.web, "updateAccount", user("corp", "username", a, "balance", amount()))
+			case 3:
+				e.do(e.web, "updateAccount", user("corp", "username", a, "overdraft", amount()))
+			case 4:
+				e.do(e.web, "transferMoney", admin("destination", b, "amount", amount()))
+			}
+		}
+		checkLedger(t, e)
+	})
+}

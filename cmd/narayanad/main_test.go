@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestInitTwiceChangesNothing(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "n.db")
+	var out, errb bytes.Buffer
+	args := []string{"init", "--db", dsn, "--admin-user", "root", "--admin-password", "pw", "--api-key", "0123456789abc"}
+	if err := run(context.Background(), args, &out, &errb); err != nil {
+		t.Fatal(err, errb.String())
+	}
+	err := run(context.Background(), args, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "already initialised") {
+		t.Fatalf("second init: %v", err)
+	}
+	if err := run(context.Background(), []string{"sip-server", "add", "--db", dsn, "--name", "pbx", "--address", "192.0.2.1"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"sip-server", "add", "--db", dsn, "--name", "pbx", "--address", "192.0.2.1"}, &out, &errb); err == nil {
+		t.Fatal("duplicate SIP server accepted")
+	}
+	if err := run(context.Background(), []string{"sip-server", "add", "--db", dsn, "--name", "x", "--address", "nope"}, &out, &errb); err == nil {
+		t.Fatal("bad address accepted")
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.conf")
+	os.WriteFile(path, []byte("# comment\nmax_call_time = soon\n"), 0o600)
+	_, err := loadConfig(path)
+	if err == nil || !strings.Contains(err.Error(), "max_call_time") || !strings.Contains(err.Error(), ":2:") {
+		t.Fatalf("config error: %v", err)
+	}
+	os.WriteFile(path, []byte("tls_listen = :8443\n"), 0o600)
+	if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), "tls_cert") {
+		t.Fatalf("tls without cert: %v", err)
+	}
+}
+
+// TestServeLifecycle builds the binary and runs it: /healthz, an API call, a busy port
+// failing at once, and SIGTERM ending it with status 0.
+func TestServeLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "narayanad")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dsn := "sqlite:" + filepath.Join(dir, "n.db")
+	if out, err := exec.Command(bin, "init", "--db", dsn, "--admin-user", "root", "--admin-password", "pw", "--api-key", "0123456789abc").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve", "--db", dsn, "--listen", addr)
+	var logs bytes.Buffer
+	cmd.Stderr, cmd.Stdout = &logs, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ready := false
+	for i := 0; i < 100 && !ready; i++ {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			ready = resp.StatusCode == 200
+			resp.Body.Close()
+		}
+		if !ready {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if !ready {
+		t.Fatalf("never healthy:\n%s", logs.String())
+	}
+	resp, err := http.Get(fmt.Sprintf("http://%s/billing/api/2.2/0123456789abc/getInfo?login=root&password=%s", addr, "900150983cd24fb0d6963f7d28e17f72"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"response":"E_AUTH_FAILED"`) {
+		t.Fatalf("getInfo with a wrong password: %s", body)
+	}
+	// A second daemon on the same port fails at once.
+	busy := exec.Command(bin, "serve", "--db", dsn, "--listen", addr)
+	if out, err := busy.CombinedOutput(); err == nil || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("busy port: %v %s", err, out)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "method=getInfo") {
+		t.Fatalf("no request log line:\n%s", logs.String())
+	}
+}
