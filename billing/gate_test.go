@@ -187,3 +187,29 @@ func TestLockedUserAndOnBehalf(t *testing.T) {
 		e.ok(e.do(e.web, "getCurrencies", user("cust")))
 	})
 }
+
+func TestSecureOnlyOverTLS(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.ok(e.do(e.web, "addKey", admin("name", "tls", "apikey", "tls-only-key-1", "secure_only", "1")))
+		srv := httptest.NewTLSServer(e.h)
+		defer srv.Close()
+		resp, err := srv.Client().Get(srv.URL + "/billing/api/2.2/tls-only-key-1/getCurrencies")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("over TLS: %d", resp.StatusCode)
+		}
+		plain := httptest.NewServer(e.h)
+		defer plain.Close()
+		resp, err = http.Get(plain.URL + "/billing/api/2.2/tls-only-key-1/getCurrencies")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Fatalf("plain HTTP: %d", resp.StatusCode)
+		}
+	})
+}
