@@ -18,6 +18,8 @@ type Service struct {
 	Config    Config
 	Log       *slog.Logger
 	Methods   Table
+
+	rt ratingRuntime // rating snapshot and call-processing background work (rating_load.go)
 }
 
 // New wires a Service over an open, migrated database.
@@ -51,8 +53,12 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 // Start wires a Service and starts its background work (none yet beyond the caches);
 // Close stops it.
 func Start(ctx context.Context, d *db.DB, cfg Config, log *slog.Logger) (*Service, error) {
-	return New(d, cfg, log), nil
+	s := New(d, cfg, log)
+	if err := s.startCallWork(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close stops the service's background work.
-func (s *Service) Close() error { return nil }
+func (s *Service) Close() error { s.stopCallWork(); return nil }

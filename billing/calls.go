@@ -1,0 +1,421 @@
+package billing
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/billing/rating"
+	"github.com/narayana/narayanad/db"
+)
+
+// Call processing (DECISIONS §5): callPrepare grants a call and reserves its cost,
+// callFinish charges it, writes the event-log record and releases the reservation.
+//
+// Choices where the decisions are silent:
+//   - The user is the gate's user; the extension is the one named by `login` when the key
+//     authorizes by sip_extension, else the user's first extension (none is fine: no
+//     extension tariff, caps or caller ID).
+//   - A destination that is another extension of this system is internal: active = 2 does
+//     not block it, and when the tariff has no direction for it the call is allowed free
+//     (direction "Internal", route "internal", no reservation) instead of unroutable.
+//   - Fields of the one-line answers are separated by single spaces, so spaces are removed
+//     from every field (direction and route names, caller ID, status); an empty field
+//     (a route without prefix) shows as two spaces in a row, which Asterisk's CUT() reads
+//     as an empty field.
+//   - callFinish re-rates the call with the current snapshot: a tariff change between
+//     prepare and finish applies to the call. length may have a fraction; it is rounded up
+//     to whole seconds.
+//   - callFinish charges even when it finds no reservation (a call granted by another
+//     system, a reservation already expired): the call happened, so its cost is debited,
+//     and that may take the balance below −overdraft. It also works for locked users
+//     (the method allows them through the gate): a call in progress when a user is locked
+//     is still billed.
+//   - callPrepare with a uniqueid that already holds a reservation (a retried request)
+//     replaces that reservation rather than adding a second one.
+
+// declined is callPrepare's refusal line.
+func declined(code string) string { return "Declined " + code }
+
+// callParty is who places a call: the user and the extension.
+type callParty struct {
+	user *User
+	ext  *Extension // nil when the user has no extension
+}
+
+func (s *Service) callParty(r *Request) (*callParty, error) {
+	u, err := r.User()
+	if err != nil {
+		return nil, err
+	}
+	p := &callParty{user: u}
+	q := s.DB.Q()
+	if r.Caller.Key != nil && r.Caller.Key.AuthBy == "sip_extension" && r.Str("login") != "" {
+		e, err := extensionByName(r.ctx, q, r.Str("login"))
+		if err == nil && e.UserID == u.ID {
+			p.ext = e
+		} else if err != nil && apierr.Code(err) != apierr.NotExist {
+			return nil, err
+		}
+	}
+	if p.ext == nil {
+		exts, err := extensionsOf(r.ctx, q, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(exts) > 0 {
+			p.ext = &exts[0]
+		}
+	}
+	return p, nil
+}
+
+// callerID is the `callerid` argument, else the extension's sip_callerid.
+func (p *callParty) callerID(r *Request) string {
+	cid := r.Str("callerid")
+	if cid == "" && p.ext != nil {
+		cid = p.ext.CallerID
+	}
+	return noSpaces(cid)
+}
+
+func (p *callParty) caps(s *Service) rating.Caps {
+	c := rating.Caps{AllowedCallLen: p.user.AllowedCallLen, MaxCallTime: s.Config.MaxCallTime}
+	if p.ext != nil {
+		c.SIPMaxCallLen = p.ext.MaxCallLen
+	}
+	return c
+}
+
+func (p *callParty) pitch() int {
+	if p.ext == nil {
+		return -1
+	}
+	return p.ext.PitchShift
+}
+
+// rate prices a call to dest for the party: the extension's tariff, else the user's, with
+// the extension's tariff options.
+func (p *callParty) rate(snap *rating.Snapshot, dest string, prior int, isDID bool) (rating.Quote, error) {
+	q := rating.Query{Number: dest, Prior: prior, IsDID: isDID}
+	switch {
+	case p.ext != nil && p.ext.RatesID.Valid:
+		q.TariffID = p.ext.RatesID.Int64
+	case p.user.RatesID.Valid:
+		q.TariffID = p.user.RatesID.Int64
+	default:
+		return rating.Quote{}, fmt.Errorf("%w: user %s has no tariff", rating.ErrUnroutable, p.user.Username)
+	}
+	if p.ext != nil {
+		for _, f := range strings.Split(p.ext.RatesOptions, ",") {
+			if id, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64); err == nil {
+				q.Options = append(q.Options, id)
+			}
+		}
+	}
+	return snap.Rate(q)
+}
+
+// noSpaces removes white space so a value stays one field of a one-line answer.
+func noSpaces(v string) string {
+	return strings.Map(func(c rune) rune {
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			return -1
+		}
+		return c
+	}, v)
+}
+
+// callNumber normalises a destination; empty or not printable ASCII is E_INVALID_ARGUMENT.
+func callNumber(raw string) (string, error) {
+	n := rating.Normalize(strings.TrimSpace(raw))
+	if n == "" || len(n) > 64 {
+		return "", apierr.New(apierr.InvalidArgument, "destination: %q is not a number", raw)
+	}
+	for i := 0; i < len(n); i++ {
+		if c := n[i]; c <= ' ' || c >= 0x7f || c == '[' || c == ']' || c == '/' {
+			return "", apierr.New(apierr.InvalidArgument, "destination: %q is not a number", raw)
+		}
+	}
+	return n, nil
+}
+
+func callPrior(r *Request) (int, error) {
+	p := r.Int("prior")
+	if p < 1 || p > 100 {
+		return 0, apierr.New(apierr.InvalidArgument, "prior: want 1 to 100")
+	}
+	return int(p), nil
+}
+
+// isExtension reports whether number is an extension of this system (an internal call).
+func (s *Service) isExtension(ctx context.Context, number string) (bool, error) {
+	var n int
+	err := s.DB.Q().Get(ctx, &n, `SELECT COUNT(*) FROM extensions WHERE extension = ?`, number)
+	return n > 0, err
+}
+
+// isDIDArg is the DID a call came in on: callFinish's is_did, callPrepare's from_originate
+// when it names a number rather than "true".
+func isDIDArg(r *Request) string {
+	if v := r.Str("is_did"); v != "" {
+		return v
+	}
+	if v := r.Str("from_originate"); v != "" {
+		if _, ok := parseBool(v); !ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (s *Service) callPrepare(r *Request) (any, error) {
+	ctx := r.ctx
+	p, err := s.callParty(r)
+	if err != nil {
+		return nil, err
+	}
+	dest, err := callNumber(r.Str("destination"))
+	if err != nil {
+		return nil, err
+	}
+	prior, err := callPrior(r)
+	if err != nil {
+		return nil, err
+	}
+	u := p.user
+	switch u.Active {
+	case -1, 0, 3:
+		return declined(apierr.UserLocked), nil
+	}
+	internal, err := s.isExtension(ctx, dest)
+	if err != nil {
+		return nil, err
+	}
+	if u.Active == 2 && !internal {
+		return declined(apierr.UserLocked), nil
+	}
+	snap, err := s.rating(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cid, caps := p.callerID(r), p.caps(s)
+	q, rerr := p.rate(snap, dest, prior, isDIDArg(r) != "")
+	if rerr != nil {
+		if !internal {
+			return declined(apierr.Unroutable), nil
+		}
+		return allowedLine(caps.Limit(), dest, cid, "Internal", "", "internal", p.pitch()), nil
+	}
+	if q.BillTypeFallback {
+		s.Log.Warn("rating: unknown bill type, billed byminute", "tariff", q.Tariff.ID, "bill_type", q.Tariff.BillType)
+	}
+	uid := r.Str("uniqueid")
+	var secs int
+	var granted bool
+	err = s.DB.InTx(ctx, func(tx *db.Tx) error {
+		accs, err := lockAccounts(ctx, tx, u.AccountID)
+		if err != nil {
+			return err
+		}
+		a := accs[u.AccountID]
+		if uid != "" { // a retried callPrepare replaces its own reservation
+			if _, err := tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior); err != nil {
+				return err
+			}
+		}
+		if _, err := s.sweepReservations(ctx, tx, u.AccountID); err != nil {
+			return err
+		}
+		held, err := reserved(ctx, tx, u.AccountID)
+		if err != nil {
+			return err
+		}
+		var amount money.Micro
+		secs, amount, granted = q.Price.MaxCallTime(a.Balance+a.Overdraft-held, caps)
+		if !granted {
+			return nil
+		}
+		now := time.Now().Unix()
+		ext := ""
+		if p.ext != nil {
+			ext = p.ext.Extension
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
+			amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.AccountID, u.ID, ext, nullStr(uid), dest, prior, amount, secs, now,
+			now+int64(secs)+int64(s.Config.ReservationGrace/time.Second))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !granted {
+		return declined(apierr.InsufficientMoney), nil
+	}
+	return allowedLine(secs, dest, cid, q.Direction.Name, q.Route.Prefix, q.Route.Name, p.pitch()), nil
+}
+
+func allowedLine(secs int, dest, cid, direction, prefix, route string, pitch int) string {
+	return fmt.Sprintf("Allowed %d %s %s %s %s %s %d %d", secs, dest, cid, noSpaces(direction),
+		noSpaces(prefix), noSpaces(route), pitch, pitch)
+}
+
+func nullStr(v string) sql.NullString { return sql.NullString{String: v, Valid: v != ""} }
+
+// sweepReservations deletes the reservations past their expiry (of one account, or all
+// when account is 0) and logs each: a call never settled must not hold money forever.
+func (s *Service) sweepReservations(ctx context.Context, q db.Queryer, account int64) (int, error) {
+	var gone []struct {
+		ID          int64          `db:"id"`
+		UserID      int64          `db:"user_id"`
+		UniqueID    sql.NullString `db:"uniqueid"`
+		Destination string         `db:"destination"`
+		Amount      money.Micro    `db:"amount"`
+	}
+	query := `DELETE FROM reservations WHERE expires_at < ?`
+	args := []any{time.Now().Unix()}
+	if account != 0 {
+		query += ` AND account_id = ?`
+		args = append(args, account)
+	}
+	err := q.Select(ctx, &gone, query+` RETURNING id, user_id, uniqueid, destination, amount`, args...)
+	for _, g := range gone {
+		s.Log.Warn("reservation expired unsettled", "reservation", g.ID, "user", g.UserID,
+			"uniqueid", g.UniqueID.String, "destination", g.Destination, "amount", g.Amount.String())
+	}
+	return len(gone), err
+}
+
+// savedAnswer is the answer line of an already finished call.
+func savedAnswer(ctx context.Context, q db.Queryer, uid string, prior int) (string, bool, error) {
+	var ans string
+	err := q.Get(ctx, &ans, `SELECT answer FROM call_log WHERE uniqueid = ? AND prior = ?`, uid, prior)
+	if db.IsNotFound(err) {
+		return "", false, nil
+	}
+	return ans, err == nil, err
+}
+
+func (s *Service) callFinish(r *Request) (any, error) {
+	ctx := r.ctx
+	p, err := s.callParty(r)
+	if err != nil {
+		return nil, err
+	}
+	dest, err := callNumber(r.Str("destination"))
+	if err != nil {
+		return nil, err
+	}
+	prior, err := callPrior(r)
+	if err != nil {
+		return nil, err
+	}
+	length := r.Money("length")
+	if length < 0 || length > money.Micro(864_000)*money.One {
+		return nil, apierr.New(apierr.InvalidArgument, "length: want 0 to 864000 seconds")
+	}
+	secs := int((length + money.One - 1) / money.One)
+	uid := r.Str("uniqueid")
+	if uid != "" {
+		if ans, ok, err := savedAnswer(ctx, s.DB.Q(), uid, prior); err != nil || ok {
+			return ans, err
+		}
+	}
+	u := p.user
+	internal, err := s.isExtension(ctx, dest)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.rating(ctx)
+	if err != nil {
+		return nil, err
+	}
+	did := r.Str("is_did")
+	var (
+		cost             money.Micro
+		billed           int
+		direction, route string
+		debug            string
+	)
+	q, rerr := p.rate(snap, dest, prior, did != "")
+	switch {
+	case rerr == nil:
+		billed = q.BillType.BilledSeconds(secs)
+		cost = q.Charge(secs)
+		direction, route = noSpaces(q.Direction.Name), noSpaces(q.Route.Name)
+		debug = fmt.Sprintf("tariff=%d direction=%d route=%d cost/min=%s bill_type=%s", q.Tariff.ID,
+			q.Direction.ID, q.Route.ID, q.Entry.Cost.String(), q.BillType.Name)
+	case internal:
+		direction, route = "Internal", "internal"
+	default:
+		debug = "unrated: " + rerr.Error()
+	}
+	x, err := s.exchange(ctx, u.Currency)
+	if err != nil {
+		return nil, err
+	}
+	cid, status := p.callerID(r), noSpaces(r.Str("status"))
+	line := fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route, secs,
+		x.fromSystem(cost).Format(4), x.user.Code, status)
+	ext := ""
+	if p.ext != nil {
+		ext = p.ext.Extension
+	}
+	err = s.DB.InTx(ctx, func(tx *db.Tx) error {
+		if _, err := lockAccounts(ctx, tx, u.AccountID); err != nil {
+			return err
+		}
+		// Settle the reservation: the call's own, else the oldest for this destination.
+		var res []int64
+		var err error
+		if uid != "" {
+			err = tx.Select(ctx, &res, `SELECT id FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior)
+		}
+		if err == nil && len(res) == 0 {
+			err = tx.Select(ctx, &res, `SELECT id FROM reservations WHERE user_id = ? AND destination = ? AND prior = ?
+				ORDER BY id LIMIT 1`, u.ID, dest, prior)
+		}
+		if err != nil {
+			return err
+		}
+		if len(res) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM reservations WHERE id = ?`, res[0]); err != nil {
+				return err
+			}
+		}
+		id, err := tx.Insert(ctx, `INSERT INTO call_log (user_id, account_id, username, extension, callerid, destination,
+			direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.AccountID, u.Username, ext, cid, dest, direction, route, secs, billed, cost, status,
+			nullStr(uid), prior, did, line, debug, time.Now().Unix())
+		if err != nil {
+			return err
+		}
+		if cost != 0 {
+			ref := "call:" + strconv.FormatInt(id, 10)
+			if _, err := post(ctx, tx, u.AccountID, -cost, KindCall, ref, dest, u.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, db.ErrConflict) && uid != "" {
+		// The same call finished concurrently: answer its saved line, charge nothing.
+		ans, ok, err := savedAnswer(ctx, s.DB.Q(), uid, prior)
+		if err == nil && ok {
+			return ans, nil
+		}
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return line, nil
+}
