@@ -1,0 +1,128 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"regexp"
+
+	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/db"
+)
+
+// BillType is a tariffication type: billed seconds are 0 up to free_threshold, else the
+// call's length rounded up to a multiple of step.
+type BillType struct {
+	Name          string `db:"name" json:"type"`
+	FreeThreshold int64  `db:"free_threshold" json:"free_threshold"`
+	Step          int64  `db:"step" json:"step"`
+}
+
+// builtinBillTypes cannot be changed or deleted (DECISIONS §5).
+var builtinBillTypes = map[string]bool{"by_second": true, "byminute": true}
+
+var billTypePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+
+// Bounds of a bill type's numbers: a day.
+const maxBillSeconds = 86400
+
+func billTypeByName(ctx context.Context, q db.Queryer, name string) (*BillType, error) {
+	var bt BillType
+	err := q.Get(ctx, &bt, `SELECT name, free_threshold, step FROM bill_types WHERE name = ?`, name)
+	if db.IsNotFound(err) {
+		return nil, apierr.New(apierr.NotExist, "no bill type %q", name)
+	}
+	return &bt, err
+}
+
+func (s *Service) getBillTypes(r *Request) (any, error) {
+	out := []BillType{}
+	err := s.DB.Q().Select(r.ctx, &out, `SELECT name, free_threshold, step FROM bill_types ORDER BY name`)
+	return out, err
+}
+
+func (s *Service) getBillType(r *Request) (any, error) {
+	return billTypeByName(r.ctx, s.DB.Q(), r.Str("bill_type"))
+}
+
+func checkBillNumbers(r *Request) error {
+	if r.Has("free_threshold") && (r.Int("free_threshold") < 0 || r.Int("free_threshold") > maxBillSeconds) {
+		return apierr.New(apierr.InvalidArgument, "free_threshold: 0 to %d seconds", maxBillSeconds)
+	}
+	if r.Has("step") && (r.Int("step") < 1 || r.Int("step") > maxBillSeconds) {
+		return apierr.New(apierr.InvalidArgument, "step: 1 to %d seconds", maxBillSeconds)
+	}
+	return nil
+}
+
+// addBillType adds a tariffication type; an existing name is E_DATA_ABORT.
+func (s *Service) addBillType(r *Request) (any, error) {
+	name := r.Str("bill_type")
+	if !billTypePattern.MatchString(name) {
+		return nil, apierr.New(apierr.InvalidArgument, "bill_type: 1 to 32 letters, digits or _.-")
+	}
+	if err := checkBillNumbers(r); err != nil {
+		return nil, err
+	}
+	return nil, s.ratingTx(r, func(tx *db.Tx) error {
+		_, err := tx.Exec(r.ctx, `INSERT INTO bill_types (name, free_threshold, step) VALUES (?, ?, ?)`,
+			name, r.Int("free_threshold"), r.Int("step"))
+		if errors.Is(err, db.ErrConflict) {
+			return apierr.New(apierr.DataAbort, "bill type %q exists", name)
+		}
+		return err
+	})
+}
+
+// updateBillType changes free_threshold and/or step; the built-in types are fixed
+// (E_DATA_ABORT).
+func (s *Service) updateBillType(r *Request) (any, error) {
+	name := r.Str("bill_type")
+	if err := checkBillNumbers(r); err != nil {
+		return nil, err
+	}
+	if !r.Has("free_threshold") && !r.Has("step") {
+		return nil, apierr.New(apierr.MissingArgument, "nothing to update (free_threshold, step)")
+	}
+	return nil, s.ratingTx(r, func(tx *db.Tx) error {
+		bt, err := billTypeByName(r.ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if builtinBillTypes[name] {
+			return apierr.New(apierr.DataAbort, "%s is built in", name)
+		}
+		if r.Has("free_threshold") {
+			bt.FreeThreshold = r.Int("free_threshold")
+		}
+		if r.Has("step") {
+			bt.Step = r.Int("step")
+		}
+		_, err = tx.Exec(r.ctx, `UPDATE bill_types SET free_threshold = ?, step = ? WHERE name = ?`, bt.FreeThreshold, bt.Step, name)
+		return err
+	})
+}
+
+// deleteBillType refuses (E_DATA_ABORT) the built-in types and types a tariff uses.
+func (s *Service) deleteBillType(r *Request) (any, error) {
+	name := r.Str("bill_type")
+	return nil, s.ratingTx(r, func(tx *db.Tx) error {
+		if _, err := billTypeByName(r.ctx, tx, name); err != nil {
+			return err
+		}
+		if builtinBillTypes[name] {
+			return apierr.New(apierr.DataAbort, "%s is built in", name)
+		}
+		var n int
+		if err := tx.Get(r.ctx, &n, `SELECT count(*) FROM rates WHERE bill_type = ?`, name); err != nil {
+			return err
+		}
+		if n > 0 {
+			return apierr.New(apierr.DataAbort, "bill type %q is used by %d tariffs", name, n)
+		}
+		_, err := tx.Exec(r.ctx, `DELETE FROM bill_types WHERE name = ?`, name)
+		if errors.Is(err, db.ErrForeignKey) {
+			return apierr.New(apierr.DataAbort, "bill type %q is in use", name)
+		}
+		return err
+	})
+}
