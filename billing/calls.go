@@ -2,7 +2,10 @@ package billing
 
 import (
 	"context"
+	"crypto/md5"
+	"crypto/subtle"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -418,4 +421,126 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		return nil, err
 	}
 	return line, nil
+}
+
+// resolveDirection(0) names the direction of a number: its name (default), id or code.
+// A number without a direction is E_NOT_EXIST.
+func (s *Service) resolveDirection(r *Request) (any, error) {
+	num, err := callNumber(r.Str("number"))
+	if err != nil {
+		return nil, apierr.New(apierr.InvalidArgument, "number: %q is not a number", r.Str("number"))
+	}
+	snap, err := s.rating(r.ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := snap.Index.Resolve(num)
+	if !ok {
+		return nil, apierr.New(apierr.NotExist, "no direction for %s", num)
+	}
+	switch r.Str("select") {
+	case "id":
+		return d.ID, nil
+	case "code":
+		return d.Code, nil
+	}
+	return d.Name, nil
+}
+
+// resolveCallerid(0), deprecated in favour of getValue?property=sip_callerid: the caller ID
+// of the user's extension (the one named by login on a sip_extension key, else the first).
+// It needs a user like any user method: anonymous calls answer E_AUTH_FAILED, and a user
+// without an extension E_NOT_EXIST.
+func (s *Service) resolveCallerid(r *Request) (any, error) {
+	p, err := s.callParty(r)
+	if err != nil {
+		return nil, err
+	}
+	if p.user.Active == -1 {
+		return nil, apierr.New(apierr.UserLocked, "user %s is locked", p.user.Username)
+	}
+	if p.ext == nil {
+		return nil, apierr.New(apierr.NotExist, "user %s has no SIP account", p.user.Username)
+	}
+	return p.ext.CallerID, nil
+}
+
+// authorizeCall(50) authorizes a DISA caller: `auth` is an extension followed by its
+// disa_pin, or the caller ID is listed in an extension's disa_trusted_cli (comma list).
+// It answers the extension, `Declined E_AUTH_FAILED`, or `Declined E_USER_LOCKED` when the
+// extension's user is locked (active -1, 0 or 3). Only extensions of users the key's user
+// manages are considered (every one for keys of level 90 and more).
+func (s *Service) authorizeCall(r *Request) (any, error) {
+	ctx, q := r.ctx, s.DB.Q()
+	const fail = "Declined " + apierr.AuthFailed
+	var cands []Extension
+	if auth := strings.TrimSpace(r.Str("auth")); auth != "" {
+		if err := q.Select(ctx, &cands, extensionSelect+` WHERE e.disa_pin <> '' AND e.extension || e.disa_pin = ?`, auth); err != nil {
+			return nil, err
+		}
+	}
+	if cid := rating.Normalize(strings.TrimSpace(r.Str("callerid"))); len(cands) == 0 && cid != "" {
+		var trusted []Extension
+		if err := q.Select(ctx, &trusted, extensionSelect+` WHERE e.disa_trusted_cli LIKE ? ORDER BY e.id`, "%"+cid+"%"); err != nil {
+			return nil, err
+		}
+		for _, e := range trusted {
+			for _, c := range strings.Split(e.DISATrustedCLI, ",") {
+				if rating.Normalize(strings.TrimSpace(c)) == cid {
+					cands = append(cands, e)
+					break
+				}
+			}
+		}
+	}
+	for _, e := range cands {
+		u, err := userByID(ctx, q, e.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if r.Caller.Key.AccessLevel < 90 {
+			ok, err := r.Manages(u)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		switch u.Active {
+		case -1, 0, 3:
+			return declined(apierr.UserLocked), nil
+		}
+		return e.Extension, nil
+	}
+	return fail, nil
+}
+
+// authorizeRealm(50) checks an affiliated Asterisk: `source` is its address as registered
+// with `sip-server add`, whose name is its realm; the key named like that realm must give
+// md5("${API-key}${source}${key name}") == auth. Answers true or false; an unknown
+// server or key, or a disabled or revoked key, is false.
+func (s *Service) authorizeRealm(r *Request) (any, error) {
+	ctx, q := r.ctx, s.DB.Q()
+	src := strings.TrimSpace(r.Str("source"))
+	var realm string
+	err := q.Get(ctx, &realm, `SELECT name FROM sip_servers WHERE address = ?`, src)
+	if db.IsNotFound(err) {
+		return false, nil
+	} else if err != nil {
+		return nil, err
+	}
+	k, err := s.Gate.Keys.ByName(ctx, q, realm)
+	if db.IsNotFound(err) {
+		return false, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if !k.Usable() {
+		return false, nil
+	}
+	sum := md5.Sum([]byte(k.APIKey + src + k.Name))
+	want := hex.EncodeToString(sum[:])
+	got := strings.ToLower(strings.TrimSpace(r.Str("auth")))
+	return subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1, nil
 }
