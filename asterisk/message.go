@@ -83,12 +83,12 @@ func (r *reader) readLine() (string, error) {
 	if err == bufio.ErrBufferFull {
 		// Rare long line: collect it piece by piece, up to the limit.
 		buf := append([]byte(nil), line...)
-		for err == bufio.ErrBufferFull {
-			if len(buf) > maxLineLen {
-				return "", errLineTooLong
-			}
+		for err == bufio.ErrBufferFull && len(buf) <= maxLineLen {
 			line, err = r.br.ReadSlice('\n')
 			buf = append(buf, line...)
+		}
+		if len(buf) > maxLineLen {
+			return "", errLineTooLong
 		}
 		line = buf
 	}

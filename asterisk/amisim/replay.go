@@ -139,7 +139,8 @@ func (r *Replay) Err() error {
 	return errors.Join(r.errs...)
 }
 
-// Completed is how many connections went through the whole transcript.
+// Completed is how many connections went through the whole transcript: the
+// client sent every C line, and the last S lines are on their way.
 func (r *Replay) Completed() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -201,8 +202,10 @@ func (r *Replay) play(c net.Conn) {
 	for i, st := range r.steps {
 		switch {
 		case st.Close:
-			flush()
+			// Counted before the last write, so a client that has read it
+			// sees the count.
 			r.finished()
+			flush()
 			return
 		case st.Client:
 			// Server lines before a client line go out together, as one
@@ -227,10 +230,10 @@ func (r *Replay) play(c net.Conn) {
 			out = append(out, strings.ReplaceAll(st.Text, ActionIDVar, id)...)
 		}
 	}
+	r.finished()
 	if !flush() {
 		return
 	}
-	r.finished()
 	io.Copy(io.Discard, c)
 }
 
