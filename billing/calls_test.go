@@ -502,6 +502,16 @@ func TestCallsTwoDaemons(t *testing.T) {
 			defer s2.Close()
 			s2.rt.every = 10 * time.Millisecond
 			s := seedCalls(t, e)
+			// Daemon 2 notices the seeded rating on its next check. Calls that arrive while
+			// a reload runs are rated with the previous snapshot (at most one interval
+			// stale), so let one check happen before the burst.
+			time.Sleep(20 * time.Millisecond)
+			if _, err := s2.rating(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if s2.rt.version.Load() != e.s.rt.version.Load() {
+				t.Fatalf("daemon 2 at rating version %d, daemon 1 at %d", s2.rt.version.Load(), e.s.rt.version.Load())
+			}
 			hs := []http.Handler{e.h, s2.Handler()}
 			checkConcurrent(t, e, hs, s)
 
