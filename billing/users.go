@@ -29,15 +29,19 @@ var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_.@+-]{1,32}$`)
 
 // userView is the User object as getInfo, getValue and getUsers show it: the user's own
 // fields, the account's, the first SIP account's, and the virtual parameters in the
-// viewer's currency.
-func (s *Service) userView(ctx context.Context, r *Request, u *User, ext *Extension) (map[string]any, error) {
+// viewer's currency. It also returns all the user's SIP accounts.
+func (s *Service) userView(ctx context.Context, r *Request, u *User) (map[string]any, []Extension, error) {
 	viewer, err := r.Actor()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	x, err := s.exchange(ctx, viewer.Currency)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	exts, err := extensionsOf(ctx, s.DB.Q(), u.ID)
+	if err != nil {
+		return nil, nil, err
 	}
 	v := map[string]any{
 		"id": u.ID, "username": u.Username, "manager": u.Manager, "accesslevel": u.AccessLevel,
@@ -60,11 +64,11 @@ func (s *Service) userView(ctx context.Context, r *Request, u *User, ext *Extens
 	}
 	var unread int
 	if err := s.DB.Q().Get(ctx, &unread, `SELECT count(*) FROM tickets WHERE recipient = ? AND status = 1`, u.Username); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v["unread_tickets"] = unread
-	if ext != nil {
-		for k, val := range ext.view(true, r.Version) {
+	if len(exts) > 0 {
+		for k, val := range exts[0].view(true, r.Version) {
 			switch k {
 			case "owner", "rates_name", "lastupdated":
 				continue
@@ -72,7 +76,7 @@ func (s *Service) userView(ctx context.Context, r *Request, u *User, ext *Extens
 			v[k] = val
 		}
 	}
-	return v, nil
+	return v, exts, nil
 }
 
 func (s *Service) getInfo(r *Request) (any, error) {
@@ -80,16 +84,7 @@ func (s *Service) getInfo(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := s.DB.Q()
-	exts, err := extensionsOf(r.ctx, q, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	var first *Extension
-	if len(exts) > 0 {
-		first = &exts[0]
-	}
-	v, err := s.userView(r.ctx, r, u, first)
+	v, exts, err := s.userView(r.ctx, r, u)
 	if err != nil {
 		return nil, err
 	}
@@ -344,15 +339,7 @@ func (s *Service) getUsers(r *Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		exts, err := extensionsOf(r.ctx, s.DB.Q(), id)
-		if err != nil {
-			return nil, err
-		}
-		var first *Extension
-		if len(exts) > 0 {
-			first = &exts[0]
-		}
-		v, err := s.userView(r.ctx, r, u, first)
+		v, _, err := s.userView(r.ctx, r, u)
 		if err != nil {
 			return nil, err
 		}

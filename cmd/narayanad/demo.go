@@ -111,6 +111,10 @@ func seedDemo(ctx context.Context, d *db.DB, cost int) error {
 				return err
 			}
 		}
+		// A mistyped key would ban the demo's own address (ban_threshold 1): whitelist it.
+		if _, err := tx.Exec(ctx, `INSERT INTO bans (source, target, reason, created_at) VALUES ('whitelist', '127.0.0.1', 'demo', ?)`, now); err != nil {
+			return err
+		}
 		// The Asterisk's own server key: named after its realm, authorising by SIP account.
 		_, err = tx.Exec(ctx, `INSERT INTO api_keys (name, apikey, auth_by, source, access_level, owner_id, created_at)
 			VALUES ('demo', 'demo-asterisk-key', 'sip_extension', '127.0.0.1', 50, ?, ?)`, admin, now)
