@@ -24,6 +24,9 @@ Usage:
                   [--config FILE] [--scripts DIR]
   narayanad sip-server add --db DSN --name REALM --address IP [--dns NAME]
                   [--ami HOST:PORT --ami-user U --ami-secret S]
+  narayanad import directions --db DSN FILE.csv   (header id,code,direction,min_len,max_len; upsert by code)
+  narayanad import rates --db DSN --rates ID [--replace] FILE.csv   (header direction,cost,route,priority)
+  narayanad export rates --db DSN --rates ID      (the tariff's entries as CSV on stdout)
   narayanad demo --db DSN      create a demo database when there is none
   narayanad version
 
@@ -57,6 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("usage: narayanad sip-server add --db DSN --name REALM --address IP …")
 		}
 		return runSIPServerAdd(ctx, args[2:], stdout, stderr)
+	case "import":
+		return runImport(ctx, args[1:], stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
