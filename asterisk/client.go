@@ -27,7 +27,8 @@ type Config struct {
 	Events string
 
 	// ActionTimeout bounds connecting plus one action's answer, so a silent
-	// Asterisk yields an error in time. Default 10s.
+	// or unreachable Asterisk yields an error in time. Default 8s: DECISIONS
+	// §7 wants the API's answer within 10 s, and the API needs some of that.
 	ActionTimeout time.Duration
 
 	// Keepalive is the interval between Pings on an idle connection, which
@@ -45,12 +46,15 @@ type Config struct {
 	Logger *slog.Logger // default: discard
 }
 
+// DefaultActionTimeout is Config.ActionTimeout's default.
+const DefaultActionTimeout = 8 * time.Second
+
 func (cfg Config) withDefaults() Config {
 	if cfg.Events == "" {
 		cfg.Events = "call"
 	}
 	if cfg.ActionTimeout <= 0 {
-		cfg.ActionTimeout = 10 * time.Second
+		cfg.ActionTimeout = DefaultActionTimeout
 	}
 	if cfg.Keepalive == 0 {
 		cfg.Keepalive = 30 * time.Second
@@ -58,9 +62,10 @@ func (cfg Config) withDefaults() Config {
 	if cfg.ReconnectMin <= 0 {
 		cfg.ReconnectMin = 500 * time.Millisecond
 	}
-	if cfg.ReconnectMax < cfg.ReconnectMin {
-		cfg.ReconnectMax = max(30*time.Second, cfg.ReconnectMin)
+	if cfg.ReconnectMax <= 0 {
+		cfg.ReconnectMax = 30 * time.Second
 	}
+	cfg.ReconnectMax = max(cfg.ReconnectMax, cfg.ReconnectMin)
 	if cfg.EventBuffer <= 0 {
 		cfg.EventBuffer = 256
 	}

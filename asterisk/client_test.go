@@ -366,3 +366,49 @@ func TestManager(t *testing.T) {
 		t.Errorf("after Manager.Close: err = %v, want ErrClosed", err)
 	}
 }
+
+func TestDefaults(t *testing.T) {
+	cfg := Config{}.withDefaults()
+	// DECISIONS §7: a silent Asterisk is answered within 10 s by the API.
+	if cfg.ActionTimeout >= 10*time.Second {
+		t.Errorf("default ActionTimeout %v leaves the API no room", cfg.ActionTimeout)
+	}
+	if cfg.Events != "call" || cfg.Keepalive <= 0 || cfg.EventBuffer <= 0 {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	c := New(Config{ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second})
+	var got []time.Duration
+	for c.failures = 1; c.failures <= 6; c.failures++ {
+		got = append(got, c.backoff())
+	}
+	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("backoff = %v, want %v ms", got, want)
+		}
+	}
+}
+
+func TestReconnectAfterRestart(t *testing.T) {
+	sim := amisim.Start(t, amisim.Config{})
+	addr := sim.Addr()
+	c := newClient(t, addr)
+	if err := c.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sim.Close()
+	// Down: callers get an unreachable error, not a hang.
+	eventually(t, "unreachable error", func() bool {
+		var ne *NetError
+		return errors.As(c.Ping(t.Context()), &ne) && !ne.Timeout
+	})
+	// Back up: the background reconnect logs in without any caller.
+	sim2 := amisim.Start(t, amisim.Config{Address: addr})
+	eventually(t, "login after restart", func() bool { return sim2.Logins() == 1 })
+	if err := c.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

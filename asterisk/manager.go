@@ -17,7 +17,7 @@ type ServerConfig struct {
 // Option sets a Config field for every Client a Manager creates.
 type Option func(*Config)
 
-// WithActionTimeout bounds connecting plus one answer (default 10s).
+// WithActionTimeout bounds connecting plus one answer (default 8s).
 func WithActionTimeout(d time.Duration) Option { return func(c *Config) { c.ActionTimeout = d } }
 
 // WithKeepalive sets the Ping interval (default 30s; negative disables).

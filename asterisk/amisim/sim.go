@@ -47,6 +47,10 @@ const (
 // Config sets up a simulator. The zero value is an Asterisk 20 with the
 // default credentials.
 type Config struct {
+	// Address to listen on; default "127.0.0.1:0" (a free port). Set it to
+	// a former simulator's Addr to emulate an Asterisk restart.
+	Address string
+
 	Username, Secret string
 
 	// Version is the AMI version in the banner; default "9.0.0" (Asterisk
@@ -108,7 +112,7 @@ type Server struct {
 	noise       int
 }
 
-// New starts a simulator on 127.0.0.1 at a free port.
+// New starts a simulator, by default on 127.0.0.1 at a free port.
 func New(cfg Config) (*Server, error) {
 	if cfg.Username == "" {
 		cfg.Username = DefaultUsername
@@ -122,7 +126,10 @@ func New(cfg Config) (*Server, error) {
 			cfg.Version = "2.10.6"
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if cfg.Address == "" {
+		cfg.Address = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
 		return nil, err
 	}
