@@ -28,8 +28,15 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-bench:
-	NARAYANA_TEST_POSTGRES='$(PG_TEST_DSN)' $(GO) test -run '^$$' -bench . -benchmem ./...
+# End to end (bench/cmd/narabench): a data set, the daemon on loopback, load at 1, 16, 64 and
+# 256 clients on SQLite, then on PostgreSQL when NARAYANA_BENCH_POSTGRES (default
+# PG_TEST_DSN) is reachable; prints a summary and writes docs/BENCHMARKS.md. Under 5
+# minutes; BENCH_QUICK=1 (scaled-down data set, short runs) under one. The in-process
+# hot spots: go test -run '^$$' -bench . -benchmem ./billing/...
+bench: build
+	$(GO) build -o bin/narabench ./bench/cmd/narabench
+	NARAYANA_BENCH_POSTGRES="$${NARAYANA_BENCH_POSTGRES-$(PG_TEST_DSN)}" bin/narabench -bin $(BIN) \
+		$(if $(filter 1 yes true,$(BENCH_QUICK)),-quick -command 'make bench BENCH_QUICK=1') -out docs/BENCHMARKS.md
 
 clean:
 	rm -rf bin demo.db demo.db-shm demo.db-wal

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/narayana/narayanad/db"
+)
+
+// backendResult is everything measured on one database.
+type backendResult struct {
+	Name, DSN string
+	Data      *dataset
+	Startup   time.Duration // serve to /healthz, the rating snapshot loaded
+	RSSStart  int64         // KiB, right after /healthz
+	RSSLoaded int64         // KiB, after the first callPrepare
+	HWM       int64         // KiB, the daemon's peak resident set
+	HasCalls  bool          // callPrepare and callFinish answer
+	CallsNote string        // why not, when they do not
+	Phases    []phase
+	Raw       []phase
+	Money     []moneyResult
+	Long      *longRun
+	LogErrors int
+	FirstErr  string
+	Err       string // the run stopped here
+}
+
+type moneyResult struct {
+	When  string
+	Check moneyCheck
+	Err   string
+}
+
+type longRun struct {
+	Phase                       phase
+	RSSBefore, RSSAfter, RSSMax int64 // KiB
+	GrowthPerCall               float64
+}
+
+func runBackend(ctx context.Context, s *settings, name, dsn, rawDSN string, long time.Duration, seq *atomic.Int64,
+	logf func(string, ...any)) *backendResult {
+	b := &backendResult{Name: name, DSN: redact(dsn)}
+	lf := func(f string, a ...any) { logf(name+": "+f, a...) }
+	if err := b.run(ctx, s, dsn, rawDSN, long, seq, lf); err != nil {
+		b.Err = err.Error()
+		lf("stopped: %v", err)
+	}
+	return b
+}
+
+func (b *backendResult) run(ctx context.Context, s *settings, dsn, rawDSN string, long time.Duration, seq *atomic.Int64,
+	logf func(string, ...any)) error {
+	dir := filepath.Join(s.tmp, strings.ToLower(b.Name))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ds, err := buildDataset(ctx, s, dsn, dir, logf)
+	if err != nil {
+		return err
+	}
+	b.Data = ds
+	d, startup, err := startDaemon(ctx, s.bin, dsn, filepath.Join(dir, "narayanad.log"))
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			d.stop()
+		}
+	}()
+	b.Startup = startup
+	b.RSSStart, _, _ = procMem(d.pid)
+	logf("daemon ready in %v, RSS %.1f MiB", startup.Round(time.Millisecond), mib(b.RSSStart))
+
+	hdb, err := db.Open(ctx, dsn) // the harness's own connection: checks and clean-up
+	if err != nil {
+		return err
+	}
+	defer hdb.Close()
+	l := &loader{s: s, d: d, ds: ds, logf: logf, seq: seq, run: time.Now().Unix()}
+
+	q := "login=" + ds.exts[0] + "&destination=" + ds.numbers[0] + "&uniqueid=probe." + b.Name
+	okP, ansP := l.probe(ctx, "callPrepare", q)
+	okF, ansF := l.probe(ctx, "callFinish", q+"&length=0")
+	b.HasCalls = okP && okF && strings.HasPrefix(ansP, "Allowed ") && strings.HasPrefix(ansF, "Saved ")
+	switch {
+	case !okP || !okF:
+		b.CallsNote = "not available yet (the daemon answers E_UNKNOWN_METHOD)"
+	case !b.HasCalls:
+		b.CallsNote = fmt.Sprintf("probe failed: callPrepare %q, callFinish %q", ansP, ansF)
+	}
+	b.RSSLoaded, _, _ = procMem(d.pid)
+	if b.HasCalls {
+		logf("probe: %s | %s; RSS %.1f MiB", ansP, ansF, mib(b.RSSLoaded))
+	} else {
+		logf("calls: %s", b.CallsNote)
+	}
+
+	for _, c := range s.levels {
+		b.Phases = append(b.Phases, l.measure(ctx, phFloor, c, s.dur, 0, l.floorOp(), nil))
+	}
+	b.Phases = append(b.Phases, l.measure(ctx, phHealthz, level64(s.levels), s.dur/2, 0, l.healthzOp(), nil))
+	if b.HasCalls {
+		for _, c := range s.levels {
+			b.Phases = append(b.Phases, l.measure(ctx, phPrepare, c, s.dur, 0, l.prepareOp(), nil))
+			if err := clearReservations(ctx, hdb); err != nil {
+				return err
+			}
+		}
+		for _, c := range s.levels {
+			b.Phases = append(b.Phases, l.measure(ctx, phCycle, c, s.dur, 0, l.cycleOp(), nil))
+			if err := clearReservations(ctx, hdb); err != nil {
+				return err
+			}
+		}
+		b.checkMoney(ctx, hdb, ds, "after the call-cycle runs", logf)
+		if long > 0 && ctx.Err() == nil {
+			b.Long = b.longRun(ctx, l, s, long)
+			b.checkMoney(ctx, hdb, ds, "after the long run", logf)
+		}
+	}
+	_, b.HWM, _ = procMem(d.pid)
+	stopped = true
+	if err := d.stop(); err != nil {
+		logf("daemon stop: %v", err)
+	}
+	b.LogErrors, b.FirstErr = d.errorLines()
+	if b.LogErrors > 0 {
+		logf("daemon log: %d ERROR lines, the first: %s", b.LogErrors, b.FirstErr)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	b.Raw, err = rawWrites(ctx, s, rawDSN, logf)
+	return err
+}
+
+func (b *backendResult) checkMoney(ctx context.Context, hdb *db.DB, ds *dataset, when string, logf func(string, ...any)) {
+	m, err := checkMoney(ctx, hdb, ds.initialTotal)
+	r := moneyResult{When: when, Check: m}
+	if err != nil {
+		r.Err = err.Error()
+	}
+	b.Money = append(b.Money, r)
+	logf("money check %s: %s %s", when, m, r.Err)
+}
+
+// longRun drives call cycles for a long time and compares the daemon's resident memory
+// before (after a warm-up at the same concurrency) and after.
+func (b *backendResult) longRun(ctx context.Context, l *loader, s *settings, dur time.Duration) *longRun {
+	lr := &longRun{}
+	var mu sync.Mutex
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	before := func() {
+		lr.RSSBefore, _, _ = procMem(l.d.pid)
+		lr.RSSMax = lr.RSSBefore
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					rss, _, _ := procMem(l.d.pid)
+					mu.Lock()
+					lr.RSSMax = max(lr.RSSMax, rss)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	lr.Phase = l.measure(ctx, "long call cycles", s.longConc, dur, s.longMax, l.cycleOp(), before)
+	close(done)
+	wg.Wait()
+	lr.RSSAfter, _, _ = procMem(l.d.pid)
+	lr.RSSMax = max(lr.RSSMax, lr.RSSAfter)
+	if lr.Phase.Ops > 0 {
+		lr.GrowthPerCall = float64(lr.RSSAfter-lr.RSSBefore) * 1024 / float64(lr.Phase.Ops)
+	}
+	l.logf("long run: %d calls, RSS %.1f → %.1f MiB (peak %.1f): %+.1f bytes a call", lr.Phase.Ops,
+		mib(lr.RSSBefore), mib(lr.RSSAfter), mib(lr.RSSMax), lr.GrowthPerCall)
+	return lr
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }
+
+// level64 is the concurrency the targets are stated at, or the nearest measured one.
+func level64(levels []int) int {
+	best := levels[0]
+	for _, c := range levels {
+		if abs(c-64) < abs(best-64) {
+			best = c
+		}
+	}
+	return best
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
