@@ -61,11 +61,7 @@ func (s *Service) ratingTx(r *Request, fn func(tx *db.Tx) error) error {
 		return bumpRatingVersion(r.ctx, tx)
 	})
 	if err == nil {
-		// Through an interface while ratingChanged (rating_load.go, the call path) is not
-		// committed yet: the build does not depend on it.
-		if rc, ok := any(s).(interface{ ratingChanged(context.Context) }); ok {
-			rc.ratingChanged(r.Context())
-		}
+		s.ratingChanged(r.Context())
 	}
 	return err
 }

@@ -85,6 +85,19 @@ func TestTariffs(t *testing.T) {
 		e.ok(e.do(e.web, "addDirection", admin("rates", "1", "direction", "1", "cost", "0.2", "route", "2", "priority", "2")))
 		e.ok(e.do(e.web, "addDirection", admin("rates", "1", "direction", "2", "cost", "0.000001", "route", "1")))
 		e.fails(e.do(e.web, "addDirection", admin("rates", "1", "direction", "1", "cost", "0.1", "route", "1")), apierr.DataAbort, 200)
+		// The call path sees the change at once (ratingChanged after the commit).
+		snap, err := e.s.rating(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tf := snap.Tariffs[1]; tf == nil || tf.Multiplier != 1_500_000 || len(tf.Entries(1)) != 2 || tf.Entries(1)[0].Cost != 100_000 {
+			t.Fatalf("rating snapshot: %+v", snap.Tariffs[1])
+		}
+		e.ok(e.do(e.web, "updateRates", admin("id", "1", "multiplier", "1.5")))
+		e.ok(e.do(e.web, "addRoute", admin("route", "r9", "type", "sip", "sip_server", "sip1")))
+		if snap, _ := e.s.rating(context.Background()); snap.Routes[4] == nil {
+			t.Fatal("a new route did not reach the rating snapshot")
+		}
 		// A reseller puts system routes and own routes into own tariffs.
 		e.ok(e.do(e.web, "addDirection", user("reseller", "rates", "4", "direction", "1", "cost", "0.3", "route", "1")))
 		e.ok(e.do(e.web, "addDirection", user("reseller", "rates", "4", "direction", "2", "cost", "0.4", "route", "3")))
