@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -444,19 +445,26 @@ func (s *Service) switchRates(r *Request) (any, error) {
 		}
 		ext = &exts[0]
 	}
-	opts := idList(ext.RatesOptions)
-	on := slices.Contains(opts, t.ID)
-	if on == r.Bool("state") {
-		return nil, apierr.New(apierr.AlreadyOnThisTariff, "option %d is already %s on %s", t.ID,
-			map[bool]string{true: "on", false: "off"}[on], ext.Extension)
-	}
-	if r.Bool("state") {
-		opts = append(opts, t.ID)
-	} else {
-		opts = slices.DeleteFunc(opts, func(id int64) bool { return id == t.ID })
-	}
-	_, err = q.Exec(r.ctx, `UPDATE extensions SET rates_options = ? WHERE id = ?`, joinIDs(opts), ext.ID)
-	return nil, err
+	// Read and write the option list in one transaction: two switches at once both count.
+	return nil, s.DB.InTx(r.ctx, func(tx *db.Tx) error {
+		var current string
+		if err := tx.Get(r.ctx, &current, `SELECT rates_options FROM extensions WHERE id = ?`+tx.ForUpdate(), ext.ID); err != nil {
+			return err
+		}
+		opts := idList(current)
+		on := slices.Contains(opts, t.ID)
+		if on == r.Bool("state") {
+			return apierr.New(apierr.AlreadyOnThisTariff, "option %d is already %s on %s", t.ID,
+				map[bool]string{true: "on", false: "off"}[on], ext.Extension)
+		}
+		if r.Bool("state") {
+			opts = append(opts, t.ID)
+		} else {
+			opts = slices.DeleteFunc(opts, func(id int64) bool { return id == t.ID })
+		}
+		_, err := tx.Exec(r.ctx, `UPDATE extensions SET rates_options = ? WHERE id = ?`, joinIDs(opts), ext.ID)
+		return err
+	})
 }
 
 // entryRow is a tariff entry with its direction's and route's names.
@@ -862,6 +870,17 @@ func (s *Service) updateMarkup(r *Request) (any, error) {
 	return nil, s.ratingTx(r, func(tx *db.Tx) error {
 		t, err := r.ownedRate(r.ctx, tx, r.Int("rates"))
 		if err != nil {
+			return err
+		}
+		// One statement when no product can overflow (costs are never negative, so integer
+		// division rounds the +0.5 down: half-up); else entry by entry in big integers.
+		var top int64
+		if err := tx.Get(r.ctx, &top, `SELECT COALESCE(MAX(cost), 0) FROM rate_entries WHERE rates_id = ?`, t.ID); err != nil {
+			return err
+		}
+		if top <= (math.MaxInt64-int64(money.One)/2)/int64(markup) {
+			_, err := tx.Exec(r.ctx, `UPDATE rate_entries SET cost = (cost * ? + ?) / ? WHERE rates_id = ?`,
+				int64(markup), int64(money.One)/2, int64(money.One), t.ID)
 			return err
 		}
 		var rows []struct {

@@ -148,6 +148,16 @@ func TestTariffs(t *testing.T) {
 			t.Fatalf("markup: %d %d %d", e.entryCost(1, 1, 1), e.entryCost(1, 2, 1), e.entryCost(1, 2, 2))
 		}
 
+		// Costs too large for one SQL product take the exact path, entry by entry.
+		e.ok(e.do(e.web, "addDirection", admin("rates", "3", "direction", "1", "cost", "9000000", "route", "1")))
+		e.ok(e.do(e.web, "addDirection", admin("rates", "3", "direction", "2", "cost", "0.000003", "route", "1")))
+		e.ok(e.do(e.web, "updateMarkup", admin("rates", "3", "markup", "2.5")))
+		if e.entryCost(3, 1, 1) != 22_500_000_000_000 || e.entryCost(3, 2, 1) != 8 {
+			t.Fatalf("big markup: %d %d", e.entryCost(3, 1, 1), e.entryCost(3, 2, 1))
+		}
+		e.ok(e.do(e.web, "deleteDirection", admin("rates", "3", "direction", "1")))
+		e.ok(e.do(e.web, "deleteDirection", admin("rates", "3", "direction", "2")))
+
 		// deleteDirection.
 		e.fails(e.do(e.web, "deleteDirection", admin("rates", "1", "direction", "2", "prior", "7")), apierr.NotExist, 200)
 		e.ok(e.do(e.web, "deleteDirection", admin("rates", "1", "direction", "2", "prior", "2")))
