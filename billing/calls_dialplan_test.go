@@ -1,0 +1,401 @@
+package billing
+
+import (
+	"fmt"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/narayana/narayanad/billing/money"
+)
+
+// The dialplan replay: testdata/asterisk/extensions.conf builds its callPrepare and
+// callFinish requests from the PREPARE_URL and FINISH_URL templates. This test reads those
+// templates, plays a day of synthetic traffic through the dialplan's logic (failover to
+// prior 2 and 3 on CONGESTION/CHANUNAVAIL, the L() limit, the hangup handler's callFinish)
+// and checks every answer and every balance against an independent model computed with
+// big.Rat (ratCharge).
+
+// dialplanTemplates reads the URL templates out of the dialplan.
+func dialplanTemplates(t *testing.T) (prepare, finish string) {
+	b, err := os.ReadFile("../testdata/asterisk/extensions.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`Set\((PREPARE_URL|FINISH_URL)=(.*)\)\s*$`)
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := re.FindStringSubmatch(line); m != nil {
+			if m[1] == "PREPARE_URL" {
+				prepare = m[2]
+			} else {
+				finish = m[2]
+			}
+		}
+	}
+	if prepare == "" || finish == "" {
+		t.Fatal("the dialplan has no PREPARE_URL or FINISH_URL template")
+	}
+	return prepare, finish
+}
+
+var dialplanVar = regexp.MustCompile(`\$\{URIENCODE\(\$\{([A-Z_]+)\}\)\}|\$\{([A-Z_]+)\}`)
+
+// uriEncode is Asterisk's URIENCODE: every byte outside RFC 3986's unreserved set as %XX.
+func uriEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// expand substitutes channel variables the way Asterisk does for these templates.
+func expand(t *testing.T, tmpl string, vars map[string]string) string {
+	out := dialplanVar.ReplaceAllStringFunc(tmpl, func(m string) string {
+		sm := dialplanVar.FindStringSubmatch(m)
+		if sm[1] != "" {
+			return uriEncode(vars[sm[1]])
+		}
+		v, ok := vars[sm[2]]
+		if !ok {
+			t.Fatalf("the template uses ${%s}, which the replay does not know", sm[2])
+		}
+		return v
+	})
+	if strings.Contains(out, "${") || strings.Contains(out, "$[") {
+		t.Fatalf("unexpanded dialplan expression in %q", out)
+	}
+	return out
+}
+
+// modelUser is the independent model of one account.
+type modelUser struct {
+	name, ext, currency string
+	balance, overdraft  money.Micro
+	capSecs             int
+	tariff              string // "base" or "perminute" (the extension's tariff)
+	held                map[string]money.Micro
+}
+
+// modelRate is what the model expects for a destination: ok false is unroutable.
+type modelRate struct {
+	ok                      bool
+	internal                bool
+	tariff                  callTariff
+	cost                    money.Micro
+	direction, prefix, name string
+}
+
+func (m *modelUser) rate(s rtSeed, dest string, prior int, exts map[string]bool) modelRate {
+	n := strings.NewReplacer(" ", "", "-", "").Replace(dest)
+	if strings.HasPrefix(n, "+") {
+		n = n[1:]
+	} else {
+		n = strings.TrimPrefix(n, "00")
+	}
+	r := modelRate{}
+	route := func(t callTariff, cost money.Micro, dir, prefix, name string) modelRate {
+		return modelRate{ok: true, tariff: t, cost: cost, direction: dir, prefix: prefix, name: name}
+	}
+	switch {
+	case m.tariff == "perminute":
+		if strings.HasPrefix(n, "79") && len(n) == 11 && prior == 1 {
+			r = route(s.perMinute, 200_000, "RussiaMobile", "out2/", "routetwo")
+		}
+	case strings.HasPrefix(n, "79") && len(n) == 11:
+		switch prior {
+		case 1:
+			r = route(s.base, 200_000, "RussiaMobile", "out1/", "route1")
+		case 2:
+			r = route(s.base, 300_000, "RussiaMobile", "out2/", "routetwo")
+		}
+	case strings.HasPrefix(n, "4420"):
+		if prior == 1 {
+			r = route(s.base, 0, "London", "out1/", "route1")
+		}
+	case strings.HasPrefix(n, "44"):
+		if prior == 1 {
+			r = route(s.base, 50_000, "UnitedKingdom", "out2/", "routetwo")
+		}
+	case strings.HasPrefix(n, "7"):
+		if prior == 1 {
+			r = route(s.base, 100_000, "Russia", "out1/", "route1")
+		}
+	}
+	if !r.ok && exts[n] {
+		return modelRate{internal: true, direction: "Internal", name: "internal"}
+	}
+	return r
+}
+
+// maxTime is the model's MaxCallTime: the longest multiple of the step, up to the cap,
+// whose charge fits in available.
+func maxTime(r modelRate, available money.Micro, cap int) (int, bool) {
+	if available < 0 {
+		return 0, false
+	}
+	if ratCharge(r.tariff, r.cost, cap, false) <= available {
+		return cap, true
+	}
+	step := r.tariff.Step
+	lo, hi := 0, cap/step // lo affordable (0 steps), hi not
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if ratCharge(r.tariff, r.cost, mid*step, false) <= available {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo * step, lo >= 1
+}
+
+type dialEvent struct {
+	at   int
+	seq  int
+	call int
+	end  bool
+}
+
+func TestDialplanReplay(t *testing.T) {
+	calls := 2500
+	if testing.Short() {
+		calls = 300
+	}
+	prepTmpl, finTmpl := dialplanTemplates(t)
+	eachEnv(t, func(t *testing.T, e *env) {
+		s := seedCalls(t, e)
+		users := []*modelUser{
+			{name: "u1", ext: "20001", balance: 800 * money.One},
+			{name: "u2", ext: "20002", balance: 300 * money.One, overdraft: 3 * money.One},
+			{name: "u3", ext: "20003", balance: 600 * money.One, capSecs: 600},
+			{name: "u4", ext: "20004", balance: money.One},
+			{name: "u5", ext: "20005", balance: 700 * money.One, currency: "USD"},
+			{name: "u6", ext: "20006", balance: 900 * money.One, tariff: "perminute"},
+		}
+		exts := map[string]bool{}
+		for _, u := range users {
+			args := []string{}
+			if u.currency != "" {
+				args = append(args, "currency", u.currency)
+			}
+			callUser(t, e, s, u.name, u.ext, u.balance.String(), args...)
+			exts[u.ext] = true
+			u.held = map[string]money.Micro{}
+			if u.currency == "" {
+				u.currency = "EUR"
+			}
+			if u.tariff == "" {
+				u.tariff = "base"
+			}
+			if u.overdraft > 0 {
+				execSQL(t, e.s.DB, `UPDATE accounts SET overdraft = ? WHERE id = (SELECT account_id FROM users WHERE username = ?)`, u.overdraft, u.name)
+			}
+			if u.capSecs > 0 {
+				execSQL(t, e.s.DB, `UPDATE extensions SET max_call_len = ? WHERE extension = ?`, u.capSecs, u.ext)
+			} else {
+				u.capSecs = 7200
+			}
+			if u.tariff == "perminute" {
+				execSQL(t, e.s.DB, `UPDATE extensions SET rates_id = ? WHERE extension = ?`, s.perMinute.ID, u.ext)
+			}
+		}
+
+		// A day of traffic.
+		rnd := rand.New(rand.NewSource(42))
+		dests := []func() string{
+			func() string { return fmt.Sprintf("+79%09d", rnd.Intn(1e9)) },
+			func() string { return fmt.Sprintf("79%09d", rnd.Intn(1e9)) },
+			func() string { return fmt.Sprintf("00 7 495 %07d", rnd.Intn(1e7)) },
+			func() string { return fmt.Sprintf("+44 20 %08d", rnd.Intn(1e8)) },
+			func() string { return fmt.Sprintf("+44 1%08d", rnd.Intn(1e8)) },
+			func() string { return users[rnd.Intn(len(users))].ext },
+			func() string { return fmt.Sprintf("555%04d", rnd.Intn(1e4)) },
+		}
+		type call struct {
+			u           *modelUser
+			dest, uid   string
+			start, ring int
+			wantLen     int
+			fail        [4]string // per prior: "" or CONGESTION/CHANUNAVAIL
+			outcome     string    // ANSWER, NOANSWER, BUSY, CANCEL
+			dup         bool
+			prior, secs int
+			open        bool
+			rate        modelRate
+		}
+		cs := make([]*call, calls)
+		var events []dialEvent
+		for i := range cs {
+			c := &call{u: users[rnd.Intn(len(users))], dest: dests[rnd.Intn(len(dests))](), start: rnd.Intn(86400),
+				ring: 3 + rnd.Intn(25), wantLen: 1 + rnd.Intn(900), dup: rnd.Intn(50) == 0}
+			c.uid = fmt.Sprintf("%d.%d", 1_700_000_000+c.start, i)
+			for p := 1; p <= 3; p++ {
+				switch rnd.Intn(8) {
+				case 0:
+					c.fail[p] = "CONGESTION"
+				case 1:
+					c.fail[p] = "CHANUNAVAIL"
+				}
+			}
+			switch k := rnd.Intn(20); {
+			case k < 13:
+				c.outcome = "ANSWER"
+				if k == 0 {
+					c.wantLen = 0 // answered and hung up at once
+				}
+			case k < 16:
+				c.outcome = "NOANSWER"
+			case k < 18:
+				c.outcome = "BUSY"
+			default:
+				c.outcome = "CANCEL"
+			}
+			cs[i] = c
+			events = append(events, dialEvent{at: c.start, seq: 2 * i, call: i})
+		}
+		sort.Slice(events, func(i, j int) bool {
+			return events[i].at < events[j].at || events[i].at == events[j].at && events[i].seq < events[j].seq
+		})
+
+		h := e.h
+		get := func(tmpl string, vars map[string]string) string {
+			u := expand(t, tmpl, vars)
+			req := httptest.NewRequest(http.MethodGet, u, nil)
+			req.RemoteAddr = "10.0.0.1:5060"
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != 200 {
+				t.Fatalf("%s: HTTP %d %s", u, rec.Code, rec.Body.String())
+			}
+			return rec.Body.String()
+		}
+		stats := map[string]int{}
+		finish := func(c *call, length int, status string) {
+			vars := map[string]string{"BILLING": "http://billing.test/billing/api/2.2", "BILLING_KEY": astKey, "EXT": c.u.ext,
+				"BILLING_DEST": c.dest, "PRIOR": strconv.Itoa(c.prior), "LENGTH": strconv.Itoa(length), "STATUS": status, "UNIQUEID": c.uid}
+			line := get(finTmpl, vars)
+			key := c.uid + "/" + strconv.Itoa(c.prior)
+			delete(c.u.held, key)
+			var charge money.Micro
+			if c.rate.ok {
+				charge = ratCharge(c.rate.tariff, c.rate.cost, length, false)
+			}
+			c.u.balance -= charge
+			f := fields(line)
+			if len(f) != 9 || f[0] != "Saved" || f[1] != c.rate.direction || f[4] != "["+c.rate.name+"]" ||
+				f[5] != strconv.Itoa(length) || f[7] != c.u.currency || f[8] != status {
+				t.Fatalf("callFinish %s %v: %q", c.dest, vars, line)
+			}
+			if c.u.currency == "EUR" && f[6] != charge.Format(4) {
+				t.Fatalf("callFinish cost %q, model %s", line, charge)
+			}
+			stats["finish"]++
+			if c.dup { // Asterisk's CURL retried: same line, no charge
+				if again := get(finTmpl, vars); again != line {
+					t.Fatalf("repeated callFinish: %q then %q", line, again)
+				}
+				stats["repeat"]++
+			}
+		}
+		// End events are inserted after the current one as calls get through (ring > 0),
+		// so walk by index.
+		for ei := 0; ei < len(events); ei++ {
+			ev := events[ei]
+			c := cs[ev.call]
+			if ev.end {
+				if c.open {
+					length := 0
+					if c.outcome == "ANSWER" {
+						length = min(c.wantLen, c.secs)
+					}
+					if length == 0 {
+						stats["zero-length "+c.outcome]++
+					}
+					finish(c, length, c.outcome)
+				}
+				continue
+			}
+			for c.prior = 1; c.prior <= 3; c.prior++ {
+				vars := map[string]string{"BILLING": "http://billing.test/billing/api/2.2", "BILLING_KEY": astKey, "EXT": c.u.ext,
+					"BILLING_DEST": c.dest, "PRIOR": strconv.Itoa(c.prior), "UNIQUEID": c.uid}
+				line := get(prepTmpl, vars)
+				c.rate = c.u.rate(s, c.dest, c.prior, exts)
+				var held money.Micro
+				for _, v := range c.u.held {
+					held += v
+				}
+				f := fields(line)
+				switch {
+				case !c.rate.ok && !c.rate.internal:
+					if line != "Declined E_UNROUTABLE" {
+						t.Fatalf("%s prior %d: %q, model: unroutable", c.dest, c.prior, line)
+					}
+					stats["unroutable"]++
+				case c.rate.internal:
+					if f[0] != "Allowed" || f[1] != strconv.Itoa(c.u.capSecs) || f[4] != "Internal" {
+						t.Fatalf("internal %s: %q", c.dest, line)
+					}
+					c.secs = c.u.capSecs
+				default:
+					secs, ok := maxTime(c.rate, c.u.balance+c.u.overdraft-held, c.u.capSecs)
+					if !ok {
+						if line != "Declined E_INSUFFICIENT_MONEY" {
+							t.Fatalf("%s %s: %q, model: no money (balance %s held %s)", c.u.name, c.dest, line, c.u.balance, held)
+						}
+						stats["nomoney"]++
+						break
+					}
+					want := fmt.Sprintf("Allowed %d", secs)
+					if !strings.HasPrefix(line, want+" ") || f[4] != c.rate.direction || f[5] != c.rate.prefix || f[6] != c.rate.name {
+						t.Fatalf("%s %s prior %d: %q, model %q %s %s %s", c.u.name, c.dest, c.prior, line, want, c.rate.direction, c.rate.prefix, c.rate.name)
+					}
+					c.secs = secs
+					c.u.held[c.uid+"/"+strconv.Itoa(c.prior)] = ratCharge(c.rate.tariff, c.rate.cost, secs, false)
+				}
+				if f[0] != "Allowed" {
+					break
+				}
+				stats["allowed"]++
+				c.open = true
+				if c.fail[c.prior] != "" && !c.rate.internal { // the trunk failed: failover
+					c.open = false
+					finish(c, 0, c.fail[c.prior])
+					stats["failover"]++
+					continue
+				}
+				end := dialEvent{at: c.start + c.ring + c.wantLen, seq: 2*ev.call + 1, call: ev.call, end: true}
+				// insert the end event in order after the current one
+				i := sort.Search(len(events), func(i int) bool {
+					return events[i].at > end.at || events[i].at == end.at && events[i].seq > end.seq
+				})
+				events = append(events, dialEvent{})
+				copy(events[i+1:], events[i:])
+				events[i] = end
+				break
+			}
+		}
+		for _, u := range users {
+			bal, led, held := balanceOf(t, e.s.DB, u.name)
+			if bal != u.balance || led != bal || held != 0 || len(u.held) != 0 {
+				t.Fatalf("%s: balance %s ledger %s held %s; model %s (open %d)", u.name, bal, led, held, u.balance, len(u.held))
+			}
+		}
+		var logged int
+		if err := e.s.DB.Q().Get(t.Context(), &logged, `SELECT COUNT(*) FROM call_log`); err != nil || logged != stats["finish"] {
+			t.Fatalf("call_log has %d records, %d callFinish answered (%v)", logged, stats["finish"], err)
+		}
+		t.Logf("%d calls: %v", calls, stats)
+	})
+}
