@@ -103,6 +103,18 @@ func (e *env) serve(req *http.Request) answer {
 			e.t.Fatalf("%s: not an envelope: %q", req.URL, a.Body)
 		}
 		a.Result, a.Response, a.Description = env.Result, env.Response, env.Description
+	} else {
+		// A plain answer: the response alone; structured results are JSON text.
+		a.Response = a.Body
+		a.Result = !strings.HasPrefix(a.Body, "E_") && a.Body != "false"
+		var v any
+		dec := json.NewDecoder(strings.NewReader(a.Body))
+		dec.UseNumber()
+		if strings.HasPrefix(a.Body, "{") || strings.HasPrefix(a.Body, "[") {
+			if dec.Decode(&v) == nil {
+				a.Response = v
+			}
+		}
 	}
 	return a
 }
