@@ -48,4 +48,5 @@ func (s *Service) declareMethods() {
 	)
 	s.declareCallMethods()
 	s.declareTariffMethods()
+	s.declareAsteriskMethods()
 }

@@ -20,6 +20,8 @@ type Service struct {
 	Methods   Table
 
 	rt ratingRuntime // rating snapshot and call-processing background work (rating_load.go)
+
+	ext extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
 }
 
 // New wires a Service over an open, migrated database.
@@ -57,8 +59,12 @@ func Start(ctx context.Context, d *db.DB, cfg Config, log *slog.Logger) (*Servic
 	if err := s.startCallWork(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.startScripts(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
 // Close stops the service's background work.
-func (s *Service) Close() error { s.stopCallWork(); return nil }
+func (s *Service) Close() error { s.stopCallWork(); s.closeExtensions(); return nil }

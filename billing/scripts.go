@@ -1,0 +1,346 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/lua"
+)
+
+// startScripts loads the Lua extensions of scripts_dir (none when it is empty), wires
+// narayana.call to the method table and declares the script methods beside the
+// built-in ones. A failing set of scripts stops the start-up with its error.
+func (s *Service) startScripts() error {
+	if s.Config.ScriptsDir == "" {
+		return nil
+	}
+	rt, err := lua.New(lua.Options{Dir: s.Config.ScriptsDir, Timeout: s.Config.LuaTimeout, Logger: s.Log})
+	if err != nil {
+		return fmt.Errorf("scripts: %w", err)
+	}
+	rt.SetCall(s.scriptCall)
+	s.ext.scripts = rt
+	for _, spec := range rt.Methods() {
+		if _, clash := s.Methods[spec.Name]; clash {
+			s.Log.Error("scripts: method refused: its name is a built-in method", "method", spec.Name, "file", spec.File)
+			continue
+		}
+		args, err := scriptArgs(spec.Args)
+		if err != nil {
+			s.Log.Error("scripts: method refused", "method", spec.Name, "file", spec.File, "err", err)
+			continue
+		}
+		s.Methods.Add(Method{Name: spec.Name, Level: spec.Level, Args: args, Handler: s.scriptMethod(spec.Name), Summary: spec.Comment})
+	}
+	return nil
+}
+
+// scriptArgs converts a script method's arguments into the table's, so the gate and
+// argument binding treat them as a built-in's.
+func scriptArgs(specs []lua.ArgSpec) ([]Arg, error) {
+	out := make([]Arg, 0, len(specs))
+	for _, sp := range specs {
+		a := Arg{Name: sp.Name, Type: ArgType(sp.Type), Required: sp.Required, Values: sp.Values}
+		switch a.Type {
+		case String, Num, Bool, UString:
+		default:
+			return nil, fmt.Errorf("argument %s: unknown type %q", sp.Name, sp.Type)
+		}
+		if sp.Default != "" {
+			if _, err := a.check(sp.Default); err != nil {
+				return nil, fmt.Errorf("argument %s: bad default %q", sp.Name, sp.Default)
+			}
+			a.Default, a.HasDefault = sp.Default, true
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// scriptReqKey carries the request a script runs for, so narayana.call acts as the same
+// caller.
+type scriptReqKey struct{}
+
+// scriptMethod is the handler of a script method. Scripts reload when they change, so
+// the method is looked up again on every call: gone is E_UNKNOWN_METHOD, and a changed
+// level or argument list is checked and bound again.
+func (s *Service) scriptMethod(name string) Handler {
+	return func(r *Request) (any, error) {
+		rt := s.ext.scripts
+		var spec *lua.MethodSpec
+		if rt != nil {
+			for _, m := range rt.Methods() {
+				if m.Name == name {
+					spec = &m
+					break
+				}
+			}
+		}
+		if spec == nil {
+			return nil, apierr.New(apierr.UnknownMethod, "no method %q", name)
+		}
+		if r.Caller.Level < spec.Level {
+			return nil, apierr.New(apierr.InsufficientAccess, "%s needs access level %d", name, spec.Level)
+		}
+		argDefs, err := scriptArgs(spec.Args)
+		if err != nil {
+			return nil, apierr.New(apierr.LuaException, "%s: %v", name, err)
+		}
+		cur := &Method{Name: name, Level: spec.Level, Args: argDefs}
+		bound, err := cur.bind(r.args)
+		if err != nil {
+			return nil, err
+		}
+		args := map[string]any{}
+		for _, a := range argDefs {
+			v, ok := bound[a.Name]
+			if !ok {
+				continue
+			}
+			args[a.Name] = scriptValue(a.Type, v)
+		}
+		req := lua.Request{Args: args, Info: map[string]any{
+			"method": name, "level": r.Caller.Level, "remote": r.Remote.String(), "version": r.Version,
+		}}
+		if r.Caller.Key != nil {
+			req.Info["key"] = r.Caller.Key.Name
+		}
+		if r.Caller.User != nil {
+			u, err := r.User()
+			if err != nil {
+				return nil, err
+			}
+			req.User = scriptUser(u)
+		}
+		ctx := context.WithValue(r.ctx, scriptReqKey{}, r)
+		v, err := rt.CallMethod(ctx, name, req)
+		if err != nil {
+			return nil, s.scriptError(name, err)
+		}
+		return v, nil
+	}
+}
+
+// scriptValue is a bound argument as the script sees it: num a number, bool a boolean.
+func scriptValue(t ArgType, v string) any {
+	switch t {
+	case Num, Int:
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+		f, _ := strconv.ParseFloat(v, 64)
+		return f
+	case Bool:
+		b, _ := parseBool(v)
+		return b
+	}
+	return v
+}
+
+// scriptUser is the user record a script reads (req.user); money in micro-units.
+func scriptUser(u *User) map[string]any {
+	return map[string]any{
+		"id": u.ID, "username": u.Username, "manager": u.Manager, "accesslevel": u.AccessLevel,
+		"active": u.Active, "account": u.Number, "balance": int64(u.Balance), "overdraft": int64(u.Overdraft),
+		"currency": u.Currency, "language": u.Language, "timezone": u.Timezone,
+	}
+}
+
+// scriptError turns a script failure into the API's error, with lua.Code: the script's
+// own code, E_LUA_EXCEPTION (logged with file:line) or the depth limit's code.
+func (s *Service) scriptError(name string, err error) error {
+	code := lua.Code(err)
+	msg := err.Error()
+	var le *lua.Error
+	if errors.As(err, &le) {
+		msg = le.Message
+	}
+	if code == apierr.LuaException {
+		// file:line and the script's text go to the log, not to the client.
+		s.Log.Warn("script failed", "method", name, "err", msg)
+		msg = "the script of " + name + " failed"
+	}
+	return apierr.New(code, "%s", msg)
+}
+
+// scriptCall is narayana.call: it runs a method of the table (built-in or script) as
+// the caller of the running script, through the same level, key and argument checks as
+// the router. The depth limit travels in ctx and is the lua package's.
+func (s *Service) scriptCall(ctx context.Context, name string, args map[string]any) (res any, err error) {
+	outer, _ := ctx.Value(scriptReqKey{}).(*Request)
+	if outer == nil {
+		return nil, lua.NewError(apierr.UndefinedInstruction, "narayana.call outside an API call")
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.Log.Error("panic in method called from a script", "method", name, "panic", p, "stack", string(debug.Stack()))
+			res, err = nil, lua.NewError(apierr.UndefinedInstruction, "the method failed")
+		}
+	}()
+	m := s.Methods[name]
+	if m == nil {
+		return nil, lua.NewError(apierr.UnknownMethod, fmt.Sprintf("no method %q", name))
+	}
+	c := outer.Caller
+	switch {
+	case c.Key != nil && !c.Key.Allows(name):
+		return nil, lua.NewError(apierr.InsufficientAccess, "this key may not call "+name)
+	case m.Level > 0 && c.Actor == nil:
+		return nil, lua.NewError(apierr.AuthFailed, name+" needs an authorized user")
+	case c.Level < m.Level:
+		return nil, lua.NewError(apierr.InsufficientAccess, fmt.Sprintf("%s needs access level %d", name, m.Level))
+	case m.Level > 0 && c.Actor.Locked() && !m.AllowLocked:
+		return nil, lua.NewError(apierr.UserLocked, "user is locked")
+	}
+	params := make(map[string]string, len(args))
+	for k, v := range args {
+		switch k {
+		case "login", "password", "username":
+			continue // the caller stays the same
+		}
+		params[k] = paramText(v)
+	}
+	bound, err := m.bind(params)
+	if err != nil {
+		var ae *apierr.Error
+		errors.As(err, &ae)
+		return nil, lua.NewError(apierr.Code(err), ae.Message)
+	}
+	r := &Request{ctx: ctx, S: s, Caller: c, Method: m, Version: outer.Version, args: bound, Remote: outer.Remote}
+	v, err := m.Handler(r)
+	if err != nil {
+		var ae *apierr.Error
+		if errors.As(err, &ae) {
+			return nil, lua.NewError(ae.Code, ae.Message)
+		}
+		s.Log.Error("method failed", "method", name, "via", "narayana.call", "err", err)
+		return nil, lua.NewError(apierr.Code(err), "internal error")
+	}
+	if raw, ok := v.(Raw); ok {
+		return string(raw.Body), nil
+	}
+	if v == nil {
+		return true, nil
+	}
+	return plainValue(v), nil
+}
+
+// paramText is a script's argument as a query parameter would carry it.
+func paramText(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// plainValue passes a built-in's answer to a script as JSON would show it: money as a
+// decimal string's number, structs as objects.
+func plainValue(v any) any {
+	switch x := v.(type) {
+	case string, bool, int, int64, float64, nil:
+		return x
+	case money.Micro:
+		f, _ := strconv.ParseFloat(x.String(), 64)
+		return f
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	var out any
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.UseNumber()
+	if d.Decode(&out) != nil {
+		return string(b)
+	}
+	return numbers(out)
+}
+
+// numbers turns json.Number values into int64 or float64.
+func numbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	}
+	return v
+}
+
+// ttsEngine is the TTS engine: the one set on the Service, else espeak-ng, looked for
+// on first use (and again while it is missing).
+func (s *Service) ttsEngine() (lua.TTS, error) {
+	s.ext.ttsMu.Lock()
+	defer s.ext.ttsMu.Unlock()
+	if s.ext.tts == nil {
+		e, err := lua.NewEspeak()
+		if err != nil {
+			return nil, err
+		}
+		s.ext.tts = e
+	}
+	return s.ext.tts, nil
+}
+
+// ttsLanguages maps the users' language names to espeak-ng voices.
+var ttsLanguages = map[string]string{
+	"english": "en", "russian": "ru", "german": "de", "french": "fr", "spanish": "es",
+	"italian": "it", "ukrainian": "uk", "portuguese": "pt", "polish": "pl", "dutch": "nl",
+}
+
+// createTTS(50) speaks text and answers a WAV file.
+func (s *Service) createTTS(r *Request) (any, error) {
+	lang := r.Str("lang")
+	if lang == "" && r.Caller.User != nil {
+		if u, err := r.User(); err == nil {
+			lang = ttsLanguages[strings.ToLower(u.Language)]
+		}
+	}
+	if lang == "" {
+		lang = "en"
+	}
+	e, err := s.ttsEngine()
+	if err != nil {
+		return nil, apierr.New(apierr.TTSError, "no speech engine: espeak-ng is not installed")
+	}
+	wav, err := e.Synthesize(r.ctx, r.Str("text"), lang)
+	if err != nil {
+		msg := err.Error()
+		var le *lua.Error
+		if errors.As(err, &le) {
+			msg = le.Message
+		}
+		return nil, apierr.New(apierr.TTSError, "%s", msg)
+	}
+	return Raw{ContentType: "audio/wav", Body: wav}, nil
+}
