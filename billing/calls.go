@@ -365,8 +365,8 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		return nil, err
 	}
 	cid, status := p.callerID(r), noSpaces(r.Str("status"))
-	line := fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route, secs,
-		x.fromSystem(cost).Format(4), x.user.Code, status)
+	line := strings.TrimSuffix(fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route, secs,
+		x.fromSystem(cost).Format(4), x.user.Code, status), " ")
 	ext := ""
 	if p.ext != nil {
 		ext = p.ext.Extension
