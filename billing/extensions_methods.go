@@ -13,9 +13,10 @@ import (
 )
 
 // SIP accounts. Numbers are 5 digits (a main account, XXXXX) or 7 (an additional account
-// XXXXXyy of the user owning XXXXX). Users below level 22 may create only additional
-// accounts under one of their own main accounts; resellers and administrators create any
-// free number for the users they manage.
+// XXXXXyy of the user owning XXXXX). Below effective access level 22 (a client key's user
+// level, a server key's level) a caller may create only additional accounts under one of
+// the owner's main accounts; resellers, administrators and server keys of level 22 or more
+// create any free number for the users they manage.
 
 // sipTransports are the values updateExtension's sip_transport accepts.
 var sipTransports = map[string]bool{"udp": true, "tcp": true, "tls": true, "udp,tcp": true, "udp,tcp,tls": true}
@@ -187,7 +188,7 @@ func (s *Service) mayCreateNumber(r *Request, owner *User, number string) error 
 	if !extensionPattern.MatchString(number) {
 		return apierr.New(apierr.WrongExtension, "sip_extension: 5 or 7 digits")
 	}
-	if r.Caller.Actor.AccessLevel >= levelCorporate {
+	if r.Caller.Level >= levelCorporate {
 		return nil
 	}
 	if len(number) == 7 {
@@ -211,7 +212,7 @@ func (s *Service) createExtensionMethod(r *Request) (any, error) {
 	q := s.DB.Q()
 	number := r.Str("sip_extension")
 	if number == "" {
-		if number, err = s.nextExtension(r, owner, r.Caller.Actor.AccessLevel < levelCorporate); err != nil {
+		if number, err = s.nextExtension(r, owner, r.Caller.Level < levelCorporate); err != nil {
 			return nil, err
 		}
 	}
@@ -377,6 +378,11 @@ func (s *Service) updateExtension(r *Request) (any, error) {
 		if err := s.mayCreateNumber(r, owner, r.Str("extension")); err != nil {
 			return nil, err
 		}
+		if n, err := subAccounts(r, e.Extension); err != nil {
+			return nil, err
+		} else if n > 0 {
+			return nil, apierr.New(apierr.DataAbort, "%s has %d additional SIP accounts: it keeps its number", e.Extension, n)
+		}
 		cols, vals = append(cols, "extension"), append(vals, r.Str("extension"))
 	}
 	if len(cols) == 0 {
@@ -402,17 +408,13 @@ func (s *Service) deleteExtension(r *Request) (any, error) {
 		return nil, err
 	}
 	q := s.DB.Q()
-	if len(e.Extension) == 5 {
-		var n int
-		if err := q.Get(r.ctx, &n, `SELECT count(*) FROM extensions WHERE extension LIKE ?`, e.Extension+"__"); err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			return nil, apierr.New(apierr.CantDeleteExtension, "%s has %d additional SIP accounts", e.Extension, n)
-		}
+	if n, err := subAccounts(r, e.Extension); err != nil {
+		return nil, err
+	} else if n > 0 {
+		return nil, apierr.New(apierr.CantDeleteExtension, "%s has %d additional SIP accounts", e.Extension, n)
 	}
 	actor := r.Caller.Actor
-	if actor.ID == e.UserID && actor.AccessLevel < levelCorporate {
+	if actor.ID == e.UserID && r.Caller.Level < levelCorporate {
 		exts, err := extensionsOf(r.ctx, q, e.UserID)
 		if err != nil {
 			return nil, err
@@ -423,4 +425,14 @@ func (s *Service) deleteExtension(r *Request) (any, error) {
 	}
 	_, err = q.Exec(r.ctx, `DELETE FROM extensions WHERE id = ?`, e.ID)
 	return nil, err
+}
+
+// subAccounts counts the additional accounts XXXXXyy of a main account XXXXX.
+func subAccounts(r *Request, main string) (int, error) {
+	if len(main) != 5 {
+		return 0, nil
+	}
+	var n int
+	err := r.S.DB.Q().Get(r.ctx, &n, `SELECT count(*) FROM extensions WHERE extension LIKE ?`, main+"__")
+	return n, err
 }

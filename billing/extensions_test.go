@@ -1,8 +1,10 @@
 package billing
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -78,6 +80,17 @@ func TestExtensions(t *testing.T) {
 			t.Fatalf("alice's accounts: %v", exts)
 		}
 
+		// A server key of level 22 or more creates any number for a user it manages.
+		if _, err := e.s.DB.Q().Exec(context.Background(), `INSERT INTO api_keys (name, apikey, auth_by, source, access_level, owner_id, created_at)
+			VALUES ('ast', 'ast-key-0123456', 'sip_extension', '*', 50, 1, 0)`); err != nil {
+			t.Fatal(err)
+		}
+		e.ok(e.do("ast-key-0123456", "createExtension", url.Values{"login": {"10001"}, "sip_extension": {"40000"}}))
+		if f := field(e.ok(e.do(e.web, "getExtensionInfo", user("alice", "sip_extension", "40000"))), "owner"); f != "alice" {
+			t.Fatalf("server key's account owner %q", f)
+		}
+		e.ok(e.do("ast-key-0123456", "deleteExtension", url.Values{"login": {"10001"}, "sip_extension": {"40000"}}))
+
 		// updateExtension.
 		e.ok(e.do(e.web, "updateExtension", user("alice", "sip_extension", "10001", "sip_transport", "udp,tcp", "sip_reach", "0",
 			"sip_max_call_len", "600", "disa_pin", "1234", "sip_redirect", "79001234567", "sip_srtp", "1", "sip_server", "10.0.0.2")))
@@ -95,8 +108,9 @@ func TestExtensions(t *testing.T) {
 		e.fails(e.do(e.web, "updateExtension", user("alice", "sip_extension", "10001", "sip_server", "nope")), apierr.SIPServerNotExist, 200)
 		e.fails(e.do(e.web, "updateExtension", user("alice", "sip_extension", "10002", "sip_reach", "0")), apierr.DoesNotBelongToYou, 200)
 		e.fails(e.do(e.web, "updateExtension", user("alice", "sip_extension", "10001", "extension", "40000")), apierr.WrongExtension, 200)
-		e.fails(e.do(e.web, "updateExtension", user("reseller", "sip_extension", "10001", "extension", "10002")), apierr.CantCreateExtension, 200)
+		e.fails(e.do(e.web, "updateExtension", user("reseller", "sip_extension", "30000", "extension", "10002")), apierr.CantCreateExtension, 200)
 		e.ok(e.do(e.web, "updateExtension", user("alice", "sip_extension", "1000105", "extension", "1000106")))
+		e.fails(e.do(e.web, "updateExtension", user("reseller", "sip_extension", "10001", "extension", "10009")), apierr.DataAbort, 200)
 		e.fails(e.do(e.web, "getExtensionInfo", user("alice", "sip_extension", "1000105")), apierr.NotExist, 200)
 		if a := e.ok(e.do(e.web, "getInfo", user("alice"))); field(a, "sip_transport") != "udp,tcp" {
 			t.Fatalf("getInfo after updateExtension: %s", a.Body)
