@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -153,6 +154,9 @@ func scriptUser(u *User) map[string]any {
 	}
 }
 
+// scriptWhere is the file:line a script's own error message starts with.
+var scriptWhere = regexp.MustCompile(`^[^\s:]+\.lua:\d+: `)
+
 // scriptError turns a script failure into the API's error, with lua.Code: the script's
 // own code, E_LUA_EXCEPTION (logged with file:line) or the depth limit's code.
 func (s *Service) scriptError(name string, err error) error {
@@ -167,7 +171,7 @@ func (s *Service) scriptError(name string, err error) error {
 		s.Log.Warn("script failed", "method", name, "err", msg)
 		msg = "the script of " + name + " failed"
 	}
-	return apierr.New(code, "%s", msg)
+	return apierr.New(code, "%s", scriptWhere.ReplaceAllString(msg, ""))
 }
 
 // scriptCall is narayana.call: it runs a method of the table (built-in or script) as
