@@ -1,16 +1,24 @@
 package billing
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
+	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/narayana/narayanad/asterisk"
 	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
 	"github.com/narayana/narayanad/lua"
 )
@@ -427,4 +435,162 @@ func (s *Service) amiBudget() time.Duration {
 		return s.Config.AsteriskTimeout
 	}
 	return 10 * time.Second
+}
+
+// Server files: updateDialplan, updateInterface and restoreDialplan keep every version
+// fetched in dialplan_versions (the newest is the current one, named in sip_servers) and
+// make Asterisk reload its dialplan, which includes both files.
+
+const (
+	maxServerFile     = 4 << 20
+	dialplanReloadCLI = "dialplan reload"
+)
+
+// serverFileColumn is the sip_servers column naming the current version of a kind.
+var serverFileColumn = map[string]string{"dialplan": "dialplan_version", "interface": "interface_version"}
+
+// fileVersionLine is a `; version: 0082R20170626_205` line in a fetched file.
+var fileVersionLine = regexp.MustCompile(`(?im)^[ \t]*[;#/*-]*[ \t]*version[ \t]*[:=][ \t]*([A-Za-z0-9._-]{1,64})[ \t]*$`)
+
+// fileVersion is the version a file declares, else the start of its SHA-256.
+func fileVersion(body []byte) string {
+	if m := fileVersionLine.FindSubmatch(body); m != nil {
+		return string(m[1])
+	}
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:6])
+}
+
+// fileURL reads the url argument: `~` stands for `/`, and http:// is assumed.
+func fileURL(raw string) (string, error) {
+	u := strings.ReplaceAll(raw, "~", "/")
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return "", apierr.New(apierr.InvalidArgument, "url: %q is not an http or https URL", raw)
+	}
+	return pu.String(), nil
+}
+
+// fetchFile GETs a dialplan or interface file: text, at most maxServerFile bytes.
+func (s *Service) fetchFile(ctx context.Context, u string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.amiBudget())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, apierr.New(apierr.InvalidArgument, "url: %v", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, apierr.New(apierr.DataAbort, "fetching %s failed", u)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, apierr.New(apierr.DataAbort, "fetching %s: HTTP %d", u, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxServerFile+1))
+	switch {
+	case err != nil:
+		return nil, apierr.New(apierr.DataAbort, "fetching %s failed", u)
+	case len(body) > maxServerFile:
+		return nil, apierr.New(apierr.DataAbort, "%s is larger than %d bytes", u, maxServerFile)
+	case len(body) == 0 || !utf8.Valid(body) || bytes.IndexByte(body, 0) >= 0:
+		return nil, apierr.New(apierr.DataAbort, "%s is not a text file", u)
+	}
+	return body, nil
+}
+
+func (s *Service) updateDialplan(r *Request) (any, error)  { return s.updateServerFile(r, "dialplan") }
+func (s *Service) updateInterface(r *Request) (any, error) { return s.updateServerFile(r, "interface") }
+
+// updateServerFile fetches a new version of a server's file, keeps it, reloads the
+// dialplan and answers `OK <version>`. Asterisk is checked first, so an unreachable
+// server stores nothing.
+func (s *Service) updateServerFile(r *Request, kind string) (any, error) {
+	if err := noLineBreaks(r); err != nil {
+		return nil, err
+	}
+	u, err := fileURL(r.Str("url"))
+	if err != nil {
+		return nil, err
+	}
+	srv, err := s.serverArg(r, "asterisk")
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.amiClient(srv)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Ping(r.ctx); err != nil {
+		return nil, amiError(err)
+	}
+	body, err := s.fetchFile(r.ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	version := fileVersion(body)
+	err = s.DB.InTx(r.ctx, func(tx *db.Tx) error {
+		if _, err := tx.Exec(r.ctx, `INSERT INTO dialplan_versions (server_id, kind, version, body, created_at) VALUES (?, ?, ?, ?, ?)`,
+			srv.ID, kind, version, string(body), time.Now().Unix()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(r.ctx, `UPDATE sip_servers SET `+serverFileColumn[kind]+` = ? WHERE id = ?`, version, srv.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := amiCommand(r.ctx, c, dialplanReloadCLI); err != nil {
+		return nil, amiError(err)
+	}
+	return "OK " + version, nil
+}
+
+// restoreDialplan(33) drops the current dialplan version, makes the one before it
+// current again, reloads and answers `OK <version>`; E_NOT_EXIST without a previous one.
+func (s *Service) restoreDialplan(r *Request) (any, error) {
+	if err := noLineBreaks(r); err != nil {
+		return nil, err
+	}
+	srv, err := s.serverArg(r, "asterisk")
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.amiClient(srv)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Ping(r.ctx); err != nil {
+		return nil, amiError(err)
+	}
+	var version string
+	err = s.DB.InTx(r.ctx, func(tx *db.Tx) error {
+		var rows []struct {
+			ID      int64  `db:"id"`
+			Version string `db:"version"`
+		}
+		if err := tx.Select(r.ctx, &rows, `SELECT id, version FROM dialplan_versions WHERE server_id = ? AND kind = 'dialplan'
+			ORDER BY id DESC LIMIT 2`, srv.ID); err != nil {
+			return err
+		}
+		if len(rows) < 2 {
+			return apierr.New(apierr.NotExist, "no previous dialplan version of %s", srv.Name)
+		}
+		if _, err := tx.Exec(r.ctx, `DELETE FROM dialplan_versions WHERE id = ?`, rows[0].ID); err != nil {
+			return err
+		}
+		version = rows[1].Version
+		_, err := tx.Exec(r.ctx, `UPDATE sip_servers SET dialplan_version = ? WHERE id = ?`, version, srv.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := amiCommand(r.ctx, c, dialplanReloadCLI); err != nil {
+		return nil, amiError(err)
+	}
+	return "OK " + version, nil
 }

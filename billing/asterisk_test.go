@@ -2,7 +2,10 @@ package billing
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -298,5 +301,77 @@ func TestFlushBans(t *testing.T) {
 			t.Fatalf("servers told: %v", c)
 		}
 		e.fails(e.doFrom("10.1.1.3", e.web, "getCurrencies", nil), apierr.Forbidden, 403)
+	})
+}
+
+func TestUpdateDialplan(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		amiEnv(t, e)
+		sim := amisim.Start(t, amisim.Config{})
+		sim.SetCommand("dialplan reload", "Dialplan reloaded.\n")
+		e.amiServer("pbx1", "10.0.0.1", sim.Addr(), amisim.DefaultSecret)
+		files := map[string]string{
+			"/dp/v1.conf":  "; version: 0082R20170626_205\n[default]\nexten => _X.,1,NoOp()\n",
+			"/dp/v2.conf":  "; version: 0083R20170701_001\n[default]\nexten => _X.,1,Hangup()\n",
+			"/ui/ui.conf":  "[interface]\nversion = 0.12.4\n",
+			"/dp/bin.conf": "\x00\x01binary",
+		}
+		web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, ok := files[r.URL.Path]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			io.WriteString(w, body)
+		}))
+		defer web.Close()
+		tilde := func(path string) string { return strings.ReplaceAll(web.URL+path, "/", "~") }
+		version := func() (dp, ui string) {
+			e.t.Helper()
+			row := struct {
+				DP string `db:"dialplan_version"`
+				UI string `db:"interface_version"`
+			}{}
+			if err := e.s.DB.Q().Get(context.Background(), &row, `SELECT dialplan_version, interface_version FROM sip_servers WHERE name = 'pbx1'`); err != nil {
+				t.Fatal(err)
+			}
+			return row.DP, row.UI
+		}
+
+		if a := e.ok(e.do(e.web, "updateDialplan", admin("asterisk", "10.0.0.1", "url", tilde("/dp/v1.conf")))); a.Response != "OK 0082R20170626_205" {
+			t.Fatalf("v1: %s", a.Body)
+		}
+		if a := e.ok(e.do(e.web, "updateDialplan", admin("asterisk", "10.0.0.1", "url", tilde("/dp/v2.conf")))); a.Response != "OK 0083R20170701_001" {
+			t.Fatalf("v2: %s", a.Body)
+		}
+		if a := e.ok(e.do(e.web, "updateInterface", admin("asterisk", "pbx1", "url", tilde("/ui/ui.conf")))); a.Response != "OK 0.12.4" {
+			t.Fatalf("interface: %s", a.Body)
+		}
+		if dp, ui := version(); dp != "0083R20170701_001" || ui != "0.12.4" {
+			t.Fatalf("versions: %s %s", dp, ui)
+		}
+		if a := e.ok(e.do(e.web, "restoreDialplan", admin("asterisk", "10.0.0.1"))); a.Response != "OK 0082R20170626_205" {
+			t.Fatalf("restore: %s", a.Body)
+		}
+		if dp, _ := version(); dp != "0082R20170626_205" {
+			t.Fatalf("restored version: %s", dp)
+		}
+		e.fails(e.do(e.web, "restoreDialplan", admin("asterisk", "10.0.0.1")), apierr.NotExist, 200)
+		if n := len(sim.ActionsNamed("Command")); n != 4 {
+			t.Fatalf("reloads: %d", n)
+		}
+
+		e.fails(e.do(e.web, "updateDialplan", admin("asterisk", "10.0.0.1", "url", tilde("/dp/none.conf"))), apierr.DataAbort, 200)
+		e.fails(e.do(e.web, "updateDialplan", admin("asterisk", "10.0.0.1", "url", tilde("/dp/bin.conf"))), apierr.DataAbort, 200)
+		e.fails(e.do(e.web, "updateDialplan", admin("asterisk", "10.0.0.1", "url", "ftp:~~host~x")), apierr.InvalidArgument, 400)
+		e.fails(e.do(e.web, "updateDialplan", admin("asterisk", "10.9.9.9", "url", tilde("/dp/v1.conf"))), apierr.SIPServerNotExist, 200)
+		e.register(admin(), "corp", 22)
+		e.fails(e.do(e.web, "updateDialplan", user("corp", "url", tilde("/dp/v1.conf"))), apierr.InsufficientAccess, 200)
+		// An unreachable Asterisk stores nothing.
+		sim.SetSilent(true)
+		e.fails(e.do(e.web, "updateDialplan", admin("asterisk", "10.0.0.1", "url", tilde("/dp/v2.conf"))), apierr.AsteriskQueryError, 200)
+		if dp, _ := version(); dp != "0082R20170626_205" {
+			t.Fatalf("version after a failed update: %s", dp)
+		}
 	})
 }

@@ -13,5 +13,8 @@ func (s *Service) declareAsteriskMethods() {
 		method("closeChannels", 50, s.closeChannels),
 		// Technical maintenance
 		method("asteriskRequest", 22, s.asteriskRequest, "asterisk:string", "destination:string!", "process:string", "params:string"),
+		method("updateDialplan", 33, s.updateDialplan, "asterisk:string", "url:string!"),
+		method("restoreDialplan", 33, s.restoreDialplan, "asterisk:string"),
+		method("updateInterface", 33, s.updateInterface, "asterisk:string", "url:string!"),
 	)
 }
