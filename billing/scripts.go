@@ -348,3 +348,47 @@ func (s *Service) createTTS(r *Request) (any, error) {
 	}
 	return Raw{ContentType: "audio/wav", Body: wav}, nil
 }
+
+// scriptPrepare runs the scripts' callPrepare hook for a call of u, with in holding the
+// call (destination, callerid, prior, uniqueid, …); ok is false when no script
+// registered the hook. A failing hook (error, time or memory limit, bad answer) is
+// logged and declines the call with its code: a broken hook must not let through the
+// calls it was written to stop. For callPrepare to call once it has the destination:
+//
+//	if h, ok := s.scriptPrepare(ctx, u, in); ok && h.Decline != "" { return declined(h.Decline), nil }
+func (s *Service) scriptPrepare(ctx context.Context, u *User, in map[string]any) (lua.PrepareHookResult, bool) {
+	rt := s.ext.scripts
+	if rt == nil || !rt.HasHook("callPrepare") {
+		return lua.PrepareHookResult{}, false
+	}
+	in = hookInput(u, in)
+	res, ok, err := rt.CallPrepareHook(ctx, in)
+	if err != nil {
+		s.Log.Warn("script hook failed", "hook", "callPrepare", "err", err)
+		return lua.PrepareHookResult{Decline: lua.Code(err)}, true
+	}
+	return res, ok
+}
+
+// scriptFinish runs the scripts' callFinish hook, which only observes: a failure is
+// logged and changes nothing.
+func (s *Service) scriptFinish(ctx context.Context, u *User, in map[string]any) {
+	rt := s.ext.scripts
+	if rt == nil || !rt.HasHook("callFinish") {
+		return
+	}
+	if _, err := rt.CallFinishHook(ctx, hookInput(u, in)); err != nil {
+		s.Log.Warn("script hook failed", "hook", "callFinish", "err", err)
+	}
+}
+
+func hookInput(u *User, in map[string]any) map[string]any {
+	out := make(map[string]any, len(in)+1)
+	for k, v := range in {
+		out[k] = v
+	}
+	if u != nil {
+		out["user"] = scriptUser(u)
+	}
+	return out
+}

@@ -193,3 +193,36 @@ func TestCreateTTS(t *testing.T) {
 		}
 	})
 }
+
+func TestScriptHooks(t *testing.T) {
+	dbtest.EachEmpty(t, func(t *testing.T, d *db.DB) {
+		e, _ := scriptEnv(t, d, map[string]string{"hooks.lua": `
+narayana.hook("callPrepare", function(call)
+  if call.destination == "112" then return { destination = "4930112" } end
+  if call.destination == "900" then return { decline = "E_UNROUTABLE" } end
+  if call.destination == "666" then error("broken") end
+  if call.user.username ~= "alice" then return { decline = "E_USER_LOCKED" } end
+end)
+narayana.hook("callFinish", function(call) error("ignored") end)
+`})
+		e.register(admin(), "alice", 11)
+		u, err := userByName(context.Background(), e.s.DB.Q(), "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for dest, want := range map[string]string{"112": "4930112/", "900": "/E_UNROUTABLE", "666": "/E_LUA_EXCEPTION", "4930": "/"} {
+			h, ok := e.s.scriptPrepare(ctx, u, map[string]any{"destination": dest})
+			if got := h.Destination + "/" + h.Decline; !ok || got != want {
+				t.Errorf("%s: %v %q, want %q", dest, ok, got, want)
+			}
+		}
+		e.s.scriptFinish(ctx, u, map[string]any{"destination": "1"})
+
+		// Without scripts no hook runs.
+		plain := New(d, testConfig(), nil)
+		if _, ok := plain.scriptPrepare(ctx, u, nil); ok {
+			t.Fatal("a hook ran without scripts")
+		}
+	})
+}
