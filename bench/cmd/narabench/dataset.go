@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -135,6 +136,9 @@ func buildDataset(ctx context.Context, s *settings, dsn, dir string, logf func(s
 
 	t0 = time.Now()
 	codes, numbers := genCodes(s.codes, s.directions, 1<<16)
+	if s.sorted {
+		slices.SortFunc(codes, func(a, b code) int { return strings.Compare(a.code, b.code) })
+	}
 	ds.numbers, ds.codesCount = numbers, len(codes)
 	logf("generated %d codes in %v", len(codes), time.Since(t0).Round(time.Millisecond))
 

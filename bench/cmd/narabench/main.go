@@ -46,6 +46,8 @@ type settings struct {
 	longMax    int64
 	pgDSN      string
 	useImport  bool
+	sorted     bool   // direction codes in code order (a sorted rate deck) rather than shuffled
+	sqliteOpts string // extra DSN options for the SQLite database (experiments)
 	out        string
 	notes      string
 	command    string
@@ -80,6 +82,8 @@ func mainErr(ctx context.Context, args []string, stdout io.Writer) error {
 	pg := os.Getenv("NARAYANA_BENCH_POSTGRES")
 	fs.StringVar(&s.pgDSN, "postgres", pg, "PostgreSQL DSN (a fresh schema is created in it); empty or \"off\": SQLite only")
 	fs.BoolVar(&s.useImport, "import", true, "load direction codes with `narayanad import directions` when the binary has it")
+	fs.BoolVar(&s.sorted, "sorted-codes", false, "load the direction codes in code order instead of shuffled")
+	fs.StringVar(&s.sqliteOpts, "sqlite-options", "", "extra SQLite DSN options for the daemon and the raw writes, e.g. _stmt_cache_size=64")
 	fs.StringVar(&s.out, "out", "", "write the report (markdown) here, e.g. docs/BENCHMARKS.md")
 	fs.StringVar(&s.notes, "notes", "bench/NOTES.md", "hand-written findings appended to the report")
 	fs.StringVar(&s.command, "command", "make bench", "the command shown in the report as reproducing it")
@@ -133,7 +137,12 @@ func mainErr(ctx context.Context, args []string, stdout io.Writer) error {
 		mode, s.codes, s.directions, s.users, s.levels, s.dur, s.tmp)
 
 	var seq atomic.Int64
-	sq := runBackend(ctx, s, "SQLite", "sqlite:"+filepath.Join(s.tmp, "bench.db"), "sqlite:"+filepath.Join(s.tmp, "raw.db"), s.long, &seq, logf)
+	opts := ""
+	if s.sqliteOpts != "" {
+		opts = "?" + s.sqliteOpts
+	}
+	sq := runBackend(ctx, s, "SQLite", "sqlite:"+filepath.Join(s.tmp, "bench.db")+opts, "sqlite:"+filepath.Join(s.tmp, "raw.db")+opts,
+		s.long, &seq, logf)
 	rep.backends = append(rep.backends, sq)
 
 	switch dsn := strings.TrimSpace(s.pgDSN); {

@@ -325,8 +325,8 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&sb, "- %s\n", r.s.note)
 	}
 	fmt.Fprintf(&sb, "- reproduce: `%s`\n", r.s.command)
-	fmt.Fprintf(&sb, "- data set: %d direction codes (country code + 3-7 digits) over a tariff of %d directions × 3 routes (per-second billing, a switch price), %d users with one SIP extension and 1,000 EUR each; concurrency %v, %s a measured run after a %s warm-up\n\n",
-		r.s.codes, r.s.directions, r.s.users, r.s.levels, dur(r.s.dur), dur(r.s.warm))
+	fmt.Fprintf(&sb, "- data set: %d direction codes (country code + 3-7 digits, %s) over a tariff of %d directions × 3 routes (per-second billing, a switch price), %d users with one SIP extension and 1,000 EUR each; concurrency %v, %s a measured run after a %s warm-up\n\n",
+		r.s.codes, map[bool]string{false: "shuffled", true: "sorted by code"}[r.s.sorted], r.s.directions, r.s.users, r.s.levels, dur(r.s.dur), dur(r.s.warm))
 
 	sb.WriteString("## How to read the tables\n\n")
 	sb.WriteString("- **floor (getCurrencies)**: the same daemon answering a level-0 method with no user through the whole API path (key gate, method table, binding, envelope) and one read of a three-row table; the API has no method that touches nothing. **healthz** is the bare HTTP server, for scale.\n")
