@@ -375,3 +375,43 @@ func TestUpdateDialplan(t *testing.T) {
 		}
 	})
 }
+
+// Callbacks in parallel share one AMI connection and each gets its own outcome.
+func TestCreateCallbackConcurrent(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		amiEnv(t, e)
+		sim := amisim.Start(t, amisim.Config{OriginateDelay: 200 * time.Millisecond})
+		sim.SetOriginateOutcome("500", amisim.Busy)
+		e.amiServer("pbx1", "10.0.0.1", sim.Addr(), amisim.DefaultSecret)
+		e.register(admin(), "alice", 11, "sip_server", "10.0.0.1", "sip_extension", "10001")
+		dests := []string{"100", "500", "101", "102", "500", "103"}
+		codes := make([]string, len(dests))
+		done := make(chan struct{})
+		for i, d := range dests {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				req := httptest.NewRequest(http.MethodGet, "/billing/api/2.2/"+e.web+"/createCallback?"+
+					user("alice", "destination1", d, "destination2", "200").Encode(), nil)
+				req.RemoteAddr = "127.0.0.1:1"
+				rec := httptest.NewRecorder()
+				e.h.ServeHTTP(rec, req)
+				codes[i] = rec.Body.String()
+			}()
+		}
+		for range dests {
+			<-done
+		}
+		for i, d := range dests {
+			want := `"response":true`
+			if d == "500" {
+				want = `"response":"E_INITIATE_ASTERISK_CALL_FAIL","description":"busy"`
+			}
+			if !strings.Contains(codes[i], want) {
+				t.Errorf("%s: %s", d, codes[i])
+			}
+		}
+		if n := sim.Connections(); n != 1 {
+			t.Fatalf("connections: %d", n)
+		}
+	})
+}
