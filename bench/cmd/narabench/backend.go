@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/narayana/narayanad/bench/loadgen"
 	"github.com/narayana/narayanad/db"
 )
 
@@ -39,9 +40,11 @@ type moneyResult struct {
 }
 
 type longRun struct {
-	Phase                       phase
-	RSSBefore, RSSAfter, RSSMax int64 // KiB
-	GrowthPerCall               float64
+	Phase                                   phase
+	RSSBefore, RSSQuarter, RSSAfter, RSSMax int64 // KiB
+	CallsQuarter                            int64 // calls done when RSSQuarter was read
+	GrowthPerCall                           float64
+	GrowthWhole                             float64
 }
 
 func runBackend(ctx context.Context, s *settings, name, dsn, rawDSN string, long time.Duration, seq *atomic.Int64,
@@ -153,20 +156,33 @@ func (b *backendResult) checkMoney(ctx context.Context, hdb *db.DB, ds *dataset,
 	logf("money check %s: %s %s", when, m, r.Err)
 }
 
-// longRun drives call cycles for a long time and compares the daemon's resident memory
-// before (after a warm-up at the same concurrency) and after.
+// longRun drives call cycles for a long time and reads the daemon's resident memory
+// before it (after a warm-up at the same concurrency), a quarter of the way in, and after.
+// The growth a call is taken over the last three quarters, once the heap and the
+// connections have settled, and over the whole run.
 func (b *backendResult) longRun(ctx context.Context, l *loader, s *settings, dur time.Duration) *longRun {
 	lr := &longRun{}
+	var calls atomic.Int64
+	cycle := l.cycleOp()
+	op := func(ctx context.Context, w *loadgen.Worker) error {
+		err := cycle(ctx, w)
+		if err == nil {
+			calls.Add(1)
+		}
+		return err
+	}
 	var mu sync.Mutex
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	before := func() {
+		calls.Store(0)
 		lr.RSSBefore, _, _ = procMem(l.d.pid)
 		lr.RSSMax = lr.RSSBefore
+		start := time.Now()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := time.NewTicker(250 * time.Millisecond)
+			t := time.NewTicker(100 * time.Millisecond)
 			defer t.Stop()
 			for {
 				select {
@@ -176,21 +192,28 @@ func (b *backendResult) longRun(ctx context.Context, l *loader, s *settings, dur
 					rss, _, _ := procMem(l.d.pid)
 					mu.Lock()
 					lr.RSSMax = max(lr.RSSMax, rss)
+					if lr.RSSQuarter == 0 && time.Since(start) >= dur/4 {
+						lr.RSSQuarter, lr.CallsQuarter = rss, calls.Load()
+					}
 					mu.Unlock()
 				}
 			}
 		}()
 	}
-	lr.Phase = l.measure(ctx, "long call cycles", s.longConc, dur, s.longMax, l.cycleOp(), before)
+	lr.Phase = l.measure(ctx, "long call cycles", s.longConc, dur, s.longMax, op, before)
 	close(done)
 	wg.Wait()
 	lr.RSSAfter, _, _ = procMem(l.d.pid)
 	lr.RSSMax = max(lr.RSSMax, lr.RSSAfter)
-	if lr.Phase.Ops > 0 {
-		lr.GrowthPerCall = float64(lr.RSSAfter-lr.RSSBefore) * 1024 / float64(lr.Phase.Ops)
+	if n := lr.Phase.Ops; n > 0 {
+		lr.GrowthWhole = float64(lr.RSSAfter-lr.RSSBefore) * 1024 / float64(n)
+		lr.GrowthPerCall = lr.GrowthWhole
+		if lr.RSSQuarter > 0 && n > lr.CallsQuarter {
+			lr.GrowthPerCall = float64(lr.RSSAfter-lr.RSSQuarter) * 1024 / float64(n-lr.CallsQuarter)
+		}
 	}
-	l.logf("long run: %d calls, RSS %.1f → %.1f MiB (peak %.1f): %+.1f bytes a call", lr.Phase.Ops,
-		mib(lr.RSSBefore), mib(lr.RSSAfter), mib(lr.RSSMax), lr.GrowthPerCall)
+	l.logf("long run: %d calls, RSS %.1f → %.1f (a quarter in) → %.1f MiB (peak %.1f): %+.1f bytes a call after the first quarter, %+.1f over the whole run",
+		lr.Phase.Ops, mib(lr.RSSBefore), mib(lr.RSSQuarter), mib(lr.RSSAfter), mib(lr.RSSMax), lr.GrowthPerCall, lr.GrowthWhole)
 	return lr
 }
 

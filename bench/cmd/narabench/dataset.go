@@ -40,6 +40,7 @@ type dataset struct {
 	codesCommand bool          // loaded by `narayanad import directions` (so codesTime is its import time)
 	codesCount   int
 	tariffTime   time.Duration
+	emptyRSS     int64 // KiB: the daemon's resident memory on the empty database, at /healthz
 }
 
 // countryCodes is a spread of 1-, 2- and 3-digit country codes (as in rating's benchmarks).
@@ -127,6 +128,15 @@ func buildDataset(ctx context.Context, s *settings, dsn, dir string, logf func(s
 		return nil, err
 	}
 	ds.initTime = time.Since(t0)
+
+	// The memory floor: the same daemon on the freshly initialised, empty database.
+	if d, _, err := startDaemon(ctx, s.bin, dsn, filepath.Join(dir, "narayanad-empty.log")); err == nil {
+		ds.emptyRSS, _, _ = procMem(d.pid)
+		d.stop()
+		logf("empty daemon: RSS %.1f MiB", mib(ds.emptyRSS))
+	} else {
+		logf("empty daemon: %v", err)
+	}
 
 	d, err := db.Open(ctx, dsn)
 	if err != nil {
