@@ -152,8 +152,12 @@ func (b *backendResult) facts() []string {
 		if b.Data != nil && b.Data.emptyRSS > 0 {
 			floor = fmt.Sprintf(" (%s the empty database's %.1f MiB)", ratio(float64(b.RSSLoaded), float64(b.Data.emptyRSS))+"×", mib(b.Data.emptyRSS))
 		}
-		f = append(f, fmt.Sprintf("daemon start to /healthz (rating snapshot loaded): %s; resident memory %.1f MiB at ready, %.1f MiB after the first call%s, peak %.1f MiB",
-			dur(b.Startup), mib(b.RSSStart), mib(b.RSSLoaded), floor, mib(b.HWM)))
+		loaded := ""
+		if b.HasCalls {
+			loaded = " (rating snapshot loaded)"
+		}
+		f = append(f, fmt.Sprintf("daemon start to /healthz%s: %s; resident memory %.1f MiB at ready, %.1f MiB after the first call%s, peak %.1f MiB",
+			loaded, dur(b.Startup), mib(b.RSSStart), mib(b.RSSLoaded), floor, mib(b.HWM)))
 	}
 	if !b.HasCalls && b.CallsNote != "" {
 		f = append(f, "callPrepare / callFinish: "+b.CallsNote)
@@ -254,7 +258,7 @@ func (r *report) targets() []target {
 		ts = append(ts, imp)
 	}
 	rss := target{what: "resident memory with a million prefixes", goal: "< 250 MB"}
-	if b.Data != nil && b.RSSLoaded > 0 {
+	if b.Data != nil && b.RSSLoaded > 0 && b.HasCalls {
 		bytes := float64(b.RSSLoaded) * 1024
 		rss.got = fmt.Sprintf("%.0f MB with %d codes", bytes/1e6, b.Data.codesCount)
 		if b.Data.emptyRSS > 0 {
@@ -266,7 +270,7 @@ func (r *report) targets() []target {
 		}
 		ts = append(ts, rss)
 	} else {
-		ts = append(ts, na(rss, "–"))
+		ts = append(ts, na(rss, "not available yet (no rating in the daemon)"))
 	}
 	return ts
 }
