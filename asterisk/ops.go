@@ -244,7 +244,8 @@ func (c *Client) HangupMatching(ctx context.Context, regex string) (int, error) 
 func (c *Client) Command(ctx context.Context, cli string) (string, error) {
 	cl, err := c.do(ctx, "Command", []Header{{"Command", cli}})
 	var amiErr *Error
-	if err != nil && !errors.As(err, &amiErr) {
+	// An *Error without an answer of Command's own (a refused login) has no output.
+	if err != nil && (cl == nil || !errors.As(err, &amiErr)) {
 		return "", err
 	}
 	out := strings.Join(cl.resp.Values("Output"), "\n")

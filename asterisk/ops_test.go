@@ -1,6 +1,7 @@
 package asterisk
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -264,5 +265,18 @@ func TestCommand(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// A Command on a server that refuses the login answers the login's error (it once
+// dereferenced the missing answer).
+func TestCommandAfterRefusedLogin(t *testing.T) {
+	sim := amisim.Start(t, amisim.Config{AuthFailDelay: time.Millisecond})
+	c := New(Config{Address: sim.Addr(), Username: "admin", Secret: "wrong", ActionTimeout: 500 * time.Millisecond})
+	defer c.Close()
+	_, err := c.Command(context.Background(), "core show version")
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Message != "Authentication failed" {
+		t.Fatalf("Command after a refused login: %v", err)
 	}
 }

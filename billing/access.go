@@ -119,7 +119,7 @@ func (s *Service) keyFields(r *Request) (map[string]any, error) {
 			if m = strings.TrimSpace(m); m == "" {
 				continue
 			}
-			if s.Methods[m] == nil {
+			if s.method(m) == nil {
 				return nil, apierr.New(apierr.InvalidArgument, "allowed_methods: no method %q", m)
 			}
 			names = append(names, m)

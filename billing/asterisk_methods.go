@@ -284,7 +284,7 @@ func runOp(ctx context.Context, c *asterisk.Client, cmds []string) (string, erro
 	var out string
 	var err error
 	for _, cli := range cmds {
-		out, err = amiCommand(ctx, c, cli)
+		out, err = c.Command(ctx, cli)
 		var ae *asterisk.Error
 		if errors.As(err, &ae) && strings.HasPrefix(strings.TrimSpace(ae.Message), "No such command") {
 			continue
@@ -292,21 +292,6 @@ func runOp(ctx context.Context, c *asterisk.Client, cmds []string) (string, erro
 		break
 	}
 	return out, err
-}
-
-// amiCommand is Client.Command, guarded: Command dereferences a nil answer when the
-// login itself fails (reported to the asterisk package's author). The failure is then
-// read again with Ping, which reports it properly.
-func amiCommand(ctx context.Context, c *asterisk.Client, cli string) (out string, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			out, err = "", c.Ping(ctx)
-			if err == nil {
-				err = &asterisk.Error{Action: "Command", Message: "no answer"}
-			}
-		}
-	}()
-	return c.Command(ctx, cli)
 }
 
 // asteriskRequest(22) runs one allow-listed operation on a SIP server and answers the CLI
@@ -387,7 +372,7 @@ func (s *Service) tellFlushed(ctx context.Context, servers []SIPServer) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := amiCommand(ctx, c, flushBansCLI); err != nil {
+			if _, err := c.Command(ctx, flushBansCLI); err != nil {
 				s.Log.Warn("flush bans: could not tell the SIP server", "server", srv.Name, "err", err)
 			}
 		}()
@@ -546,7 +531,7 @@ func (s *Service) updateServerFile(r *Request, kind string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := amiCommand(r.ctx, c, dialplanReloadCLI); err != nil {
+	if _, err := c.Command(r.ctx, dialplanReloadCLI); err != nil {
 		return nil, amiError(err)
 	}
 	return "OK " + version, nil
@@ -592,7 +577,7 @@ func (s *Service) restoreDialplan(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := amiCommand(r.ctx, c, dialplanReloadCLI); err != nil {
+	if _, err := c.Command(r.ctx, dialplanReloadCLI); err != nil {
 		return nil, amiError(err)
 	}
 	return "OK " + version, nil

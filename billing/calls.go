@@ -125,6 +125,52 @@ func (p *callParty) rate(snap *rating.Snapshot, dest string, prior int, isDID bo
 	return snap.Rate(q)
 }
 
+// rateVia is rate, but when a script chose the route the entry of that route is used,
+// whatever its priority; no entry with it is unroutable.
+func (p *callParty) rateVia(snap *rating.Snapshot, dest string, prior int, isDID bool, routeID int64) (rating.Quote, error) {
+	if routeID == 0 {
+		return p.rate(snap, dest, prior, isDID)
+	}
+	for k := 1; ; k++ {
+		q, err := p.rate(snap, dest, k, isDID)
+		if err != nil {
+			return q, fmt.Errorf("%w: route %d serves no entry of this direction", rating.ErrUnroutable, routeID)
+		}
+		if q.Route.ID == routeID {
+			return q, nil
+		}
+	}
+}
+
+// hookResult is what the scripts' callPrepare hook made of a call.
+type hookResult struct {
+	destination string
+	routeID     int64
+	decline     string
+}
+
+// callHook runs the scripts' callPrepare hook (none without scripts): it may rewrite the
+// number, choose the route, or decline with a code. callFinish runs it too, so a call is
+// rated on the number and route callPrepare granted.
+func (s *Service) callHook(r *Request, p *callParty, dest string, prior int) (hookResult, error) {
+	res := hookResult{destination: dest}
+	h, ok := s.scriptPrepare(r.ctx, p.user, map[string]any{"destination": dest, "callerid": p.callerID(r),
+		"prior": prior, "uniqueid": r.Str("uniqueid"), "method": r.Method.Name})
+	if !ok {
+		return res, nil
+	}
+	if h.Destination != "" {
+		d, err := callNumber(h.Destination)
+		if err != nil {
+			s.Log.Warn("script hook rewrote the number into a bad one", "destination", h.Destination)
+			return hookResult{decline: apierr.LuaException}, nil
+		}
+		res.destination = d
+	}
+	res.routeID, res.decline = h.RouteID, h.Decline
+	return res, nil
+}
+
 // noSpaces removes white space so a value stays one field of a one-line answer.
 func noSpaces(v string) string {
 	return strings.Map(func(c rune) rune {
@@ -197,6 +243,14 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 	case -1, 0, 3:
 		return declined(apierr.UserLocked), nil
 	}
+	hook, err := s.callHook(r, p, dest, prior)
+	if err != nil {
+		return nil, err
+	}
+	if hook.decline != "" {
+		return declined(hook.decline), nil
+	}
+	dest = hook.destination
 	internal, err := s.isExtension(ctx, dest)
 	if err != nil {
 		return nil, err
@@ -209,7 +263,7 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		return nil, err
 	}
 	cid, caps := p.callerID(r), p.caps(s)
-	q, rerr := p.rate(snap, dest, prior, isDIDArg(r) != "")
+	q, rerr := p.rateVia(snap, dest, prior, isDIDArg(r) != "", hook.routeID)
 	if rerr != nil {
 		if !internal {
 			return declined(apierr.Unroutable), nil
@@ -332,6 +386,12 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		}
 	}
 	u := p.user
+	// The call is rated as callPrepare granted it: the hook's number and route.
+	hook, err := s.callHook(r, p, dest, prior)
+	if err != nil {
+		return nil, err
+	}
+	dest = hook.destination
 	internal, err := s.isExtension(ctx, dest)
 	if err != nil {
 		return nil, err
@@ -347,7 +407,7 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		direction, route string
 		debug            string
 	)
-	q, rerr := p.rate(snap, dest, prior, did != "")
+	q, rerr := p.rateVia(snap, dest, prior, did != "", hook.routeID)
 	switch {
 	case rerr == nil:
 		billed = q.BillType.BilledSeconds(secs)
@@ -420,6 +480,9 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.scriptFinish(ctx, u, map[string]any{"destination": dest, "callerid": cid, "prior": prior, "length": secs,
+		"billed": billed, "cost": int64(cost), "status": status, "uniqueid": uid, "direction": direction,
+		"route": route, "answer": line})
 	return line, nil
 }
 

@@ -29,6 +29,7 @@ type Config struct {
 	ReservationGrace time.Duration
 	ScriptsDir       string
 	LuaTimeout       time.Duration
+	LuaHTTPAllow     []string // hosts scripts may reach with narayana.http_*
 	AsteriskTimeout  time.Duration
 	AsteriskAllow    []string // operations asteriskRequest may run
 }
@@ -113,6 +114,7 @@ var Options = []Option{
 	{Name: "reservation_grace", Default: "5m", Help: "how long past its MaxCallTime an unsettled reservation is kept", set: duration(func(c *Config) *time.Duration { return &c.ReservationGrace })},
 	{Name: "scripts_dir", Help: "folder of Lua extension scripts; empty runs none", set: str(func(c *Config) *string { return &c.ScriptsDir })},
 	{Name: "lua_timeout", Default: "1s", Help: "time limit of one Lua call", set: duration(func(c *Config) *time.Duration { return &c.LuaTimeout })},
+	{Name: "lua_http_allow", Help: "hosts Lua scripts may reach with narayana.http_get/http_post (api.example.com, *.example.com)", set: list(func(c *Config) *[]string { return &c.LuaHTTPAllow })},
 	{Name: "asterisk_timeout", Default: "10s", Help: "time limit of one AMI action", set: duration(func(c *Config) *time.Duration { return &c.AsteriskTimeout })},
 	{Name: "asterisk_allow", Default: "sipreload,dialplanreload,pjsipreload,channels,peers", Help: "operations asteriskRequest may run", set: list(func(c *Config) *[]string { return &c.AsteriskAllow })},
 }

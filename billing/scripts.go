@@ -22,7 +22,8 @@ func (s *Service) startScripts() error {
 	if s.Config.ScriptsDir == "" {
 		return nil
 	}
-	rt, err := lua.New(lua.Options{Dir: s.Config.ScriptsDir, Timeout: s.Config.LuaTimeout, Logger: s.Log})
+	rt, err := lua.New(lua.Options{Dir: s.Config.ScriptsDir, Timeout: s.Config.LuaTimeout, Logger: s.Log,
+		HTTPAllow: s.Config.LuaHTTPAllow})
 	if err != nil {
 		return fmt.Errorf("scripts: %w", err)
 	}
@@ -33,12 +34,33 @@ func (s *Service) startScripts() error {
 			s.Log.Error("scripts: method refused: its name is a built-in method", "method", spec.Name, "file", spec.File)
 			continue
 		}
-		args, err := scriptArgs(spec.Args)
-		if err != nil {
+		if _, err := scriptArgs(spec.Args); err != nil {
 			s.Log.Error("scripts: method refused", "method", spec.Name, "file", spec.File, "err", err)
+		}
+	}
+	return nil
+}
+
+// method finds a method by name: a built-in from the table, else one the scripts declare
+// now. Scripts reload when their files change, so their methods are looked up per call
+// and never stored in the table: one added by a reload is callable at once.
+func (s *Service) method(name string) *Method {
+	if m := s.Methods[name]; m != nil {
+		return m
+	}
+	rt := s.ext.scripts
+	if rt == nil {
+		return nil
+	}
+	for _, spec := range rt.Methods() {
+		if spec.Name != name {
 			continue
 		}
-		s.Methods.Add(Method{Name: spec.Name, Level: spec.Level, Args: args, Handler: s.scriptMethod(spec.Name), Summary: spec.Comment})
+		args, err := scriptArgs(spec.Args)
+		if err != nil {
+			return nil // refused, and logged, at load
+		}
+		return &Method{Name: name, Level: spec.Level, Args: args, Handler: s.scriptMethod(name), Summary: spec.Comment}
 	}
 	return nil
 }
@@ -188,7 +210,7 @@ func (s *Service) scriptCall(ctx context.Context, name string, args map[string]a
 			res, err = nil, lua.NewError(apierr.UndefinedInstruction, "the method failed")
 		}
 	}()
-	m := s.Methods[name]
+	m := s.method(name)
 	if m == nil {
 		return nil, lua.NewError(apierr.UnknownMethod, fmt.Sprintf("no method %q", name))
 	}

@@ -98,7 +98,7 @@ func (s *Service) run(c echo.Context, cl *call) (any, error) {
 	if !Versions[c.Param("version")] {
 		return nil, apierr.New(apierr.IncorrectAPIVersion, "API version %q is not served (2.2, 2.3)", c.Param("version"))
 	}
-	m := s.Methods[cl.method]
+	m := s.method(cl.method)
 	if m == nil {
 		return nil, apierr.New(apierr.UnknownMethod, "no method %q", cl.method)
 	}
