@@ -52,15 +52,35 @@ type callParty struct {
 	ext  *Extension // nil when the user has no extension
 }
 
+// callParty finds who places the call. The answer is cached in the gate's directory
+// (dropped whenever a user, SIP account, server or currency changes), so the call path
+// reads no user row; the cached user carries no money: balances are read under lock.
 func (s *Service) callParty(r *Request) (*callParty, error) {
-	u, err := r.User()
+	if r.Caller.User == nil {
+		return nil, apierr.New(apierr.AuthFailed, "this call needs an authorized user")
+	}
+	login := ""
+	if r.Caller.Key != nil && r.Caller.Key.AuthBy == "sip_extension" {
+		login = r.Str("login")
+	}
+	key := "call.party\x00" + strconv.FormatInt(r.Caller.User.ID, 10) + "\x00" + login
+	v, err := s.Gate.Directory.Remember(key, func() (any, error) { return s.loadCallParty(r.ctx, r.Caller.User.ID, login) })
 	if err != nil {
 		return nil, err
 	}
-	p := &callParty{user: u}
+	return v.(*callParty), nil
+}
+
+func (s *Service) loadCallParty(ctx context.Context, userID int64, login string) (*callParty, error) {
 	q := s.DB.Q()
-	if r.Caller.Key != nil && r.Caller.Key.AuthBy == "sip_extension" && r.Str("login") != "" {
-		e, err := extensionByName(r.ctx, q, r.Str("login"))
+	u, err := userByID(ctx, q, userID)
+	if err != nil {
+		return nil, err
+	}
+	u.Account = Account{Number: u.AccountID} // money is never cached
+	p := &callParty{user: u}
+	if login != "" {
+		e, err := extensionByName(ctx, q, login)
 		if err == nil && e.UserID == u.ID {
 			p.ext = e
 		} else if err != nil && apierr.Code(err) != apierr.NotExist {
@@ -68,7 +88,7 @@ func (s *Service) callParty(r *Request) (*callParty, error) {
 		}
 	}
 	if p.ext == nil {
-		exts, err := extensionsOf(r.ctx, q, u.ID)
+		exts, err := extensionsOf(ctx, q, u.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -205,9 +225,15 @@ func callPrior(r *Request) (int, error) {
 
 // isExtension reports whether number is an extension of this system (an internal call).
 func (s *Service) isExtension(ctx context.Context, number string) (bool, error) {
-	var n int
-	err := s.DB.Q().Get(ctx, &n, `SELECT COUNT(*) FROM extensions WHERE extension = ?`, number)
-	return n > 0, err
+	v, err := s.Gate.Directory.Remember("call.isext\x00"+number, func() (any, error) {
+		var n int
+		err := s.DB.Q().Get(ctx, &n, `SELECT COUNT(*) FROM extensions WHERE extension = ?`, number)
+		return n > 0, err
+	})
+	if err != nil {
+		return false, err
+	}
+	return v.(bool), nil
 }
 
 // isDIDArg is the DID a call came in on: callFinish's is_did, callPrepare's from_originate
@@ -286,9 +312,6 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 			if _, err := tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior); err != nil {
 				return err
 			}
-		}
-		if _, err := s.sweepReservations(ctx, tx, u.AccountID); err != nil {
-			return err
 		}
 		held, err := reserved(ctx, tx, u.AccountID)
 		if err != nil {

@@ -34,16 +34,27 @@ type exchange struct {
 }
 
 func (s *Service) exchange(ctx context.Context, userCurrency string) (exchange, error) {
-	q := s.DB.Q()
-	sys, err := currency(ctx, q, s.Config.Currency)
+	sys, err := s.currency(ctx, s.Config.Currency)
 	if err != nil {
 		return exchange{}, err
 	}
-	u, err := currency(ctx, q, userCurrency)
+	u, err := s.currency(ctx, userCurrency)
 	if err != nil {
 		return exchange{}, err
 	}
 	return exchange{sys, u}, nil
+}
+
+// currency is a currency row through the directory cache (currencies change rarely and
+// every change drops the cache).
+func (s *Service) currency(ctx context.Context, code string) (*Currency, error) {
+	v, err := s.Gate.Directory.Remember("currency\x00"+strings.ToUpper(code), func() (any, error) {
+		return currency(ctx, s.DB.Q(), code)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Currency), nil
 }
 
 // display is an amount of the system currency shown in the user's, rounded to cents.

@@ -21,7 +21,7 @@ import (
 
 // env is a daemon over a fresh database, driven through its real router.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	s   *Service
 	h   http.Handler
 	web string // the client key made by Bootstrap

@@ -33,10 +33,12 @@ func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kin
 	return balance, err
 }
 
-// reserved is the money held by the account's open calls.
+// reserved is the money held by the account's open calls. A reservation past its expiry
+// holds nothing even before the background sweep deletes (and logs) it.
 func reserved(ctx context.Context, q db.Queryer, account int64) (money.Micro, error) {
 	var m money.Micro
-	err := q.Get(ctx, &m, `SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE account_id = ?`, account)
+	err := q.Get(ctx, &m, `SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE account_id = ? AND expires_at >= ?`,
+		account, time.Now().Unix())
 	return m, err
 }
 

@@ -45,6 +45,7 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 			Users:            keys.Users{DB: d},
 			Passwords:        pw,
 			CustomIdentities: custom,
+			Directory:        keys.NewDirectory(d),
 		},
 		Methods: Table{},
 	}

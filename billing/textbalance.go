@@ -38,7 +38,11 @@ func (s *Service) getTextBalance(r *Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		amount = x.fromSystem(u.Balance)
+		acc, err := accountByNumber(r.ctx, s.DB.Q(), u.AccountID) // the cached user carries no money
+		if err != nil {
+			return nil, err
+		}
+		amount = x.fromSystem(acc.Balance)
 	} else if _, err := currency(r.ctx, s.DB.Q(), code); err != nil {
 		return nil, err
 	}

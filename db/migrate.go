@@ -116,7 +116,7 @@ func (d *DB) CheckSchema(ctx context.Context) error {
 	case v == 0:
 		return fmt.Errorf("the database holds no narayanad schema: run `narayanad init` first")
 	case v < want:
-		return fmt.Errorf("the database schema is version %d, this binary needs %d: run `narayanad init --upgrade`", v, want)
+		return fmt.Errorf("the database schema is version %d, this binary needs %d: run `narayanad migrate`", v, want)
 	case v > want:
 		return fmt.Errorf("the database schema is version %d, newer than this binary's %d: upgrade narayanad", v, want)
 	}

@@ -2,7 +2,9 @@ package keys
 
 import (
 	"context"
+	"database/sql"
 	"net/netip"
+	"strconv"
 
 	"github.com/narayana/narayanad/billing/apierr"
 	"github.com/narayana/narayanad/db"
@@ -18,6 +20,42 @@ type Gate struct {
 	// CustomIdentities are the extra auth_by methods of the apicustomidentities setting:
 	// a key with one of them carries its default_user as a request variable.
 	CustomIdentities map[string]bool
+	// Directory caches the users the gate finds; nil reads the database every time.
+	Directory *Directory
+}
+
+// find is Users.Find through the directory cache (a miss is cached too).
+func (g *Gate) find(ctx context.Context, q db.Queryer, authBy, login string) (*Principal, error) {
+	return g.cached(ctx, "gate.find\x00"+authBy+"\x00"+login, func() (*Principal, error) {
+		return g.Users.Find(ctx, q, authBy, login)
+	})
+}
+
+// byID is Users.ByID through the directory cache.
+func (g *Gate) byID(ctx context.Context, q db.Queryer, id int64) (*Principal, error) {
+	return g.cached(ctx, "gate.id\x00"+strconv.FormatInt(id, 10), func() (*Principal, error) {
+		return g.Users.ByID(ctx, q, id)
+	})
+}
+
+func (g *Gate) cached(ctx context.Context, key string, load func() (*Principal, error)) (*Principal, error) {
+	if g.Directory == nil {
+		return load()
+	}
+	v, err := g.Directory.Remember(key, func() (any, error) {
+		p, err := load()
+		if db.IsNotFound(err) {
+			return (*Principal)(nil), nil
+		}
+		return p, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p := v.(*Principal); p != nil {
+		return p, nil
+	}
+	return nil, sql.ErrNoRows
 }
 
 // Admit checks the address and the key: a banned address gets E_FORBIDDEN; an unknown,
@@ -78,6 +116,11 @@ func (g *Gate) Authorize(ctx context.Context, k *Key, r Request) (*Caller, error
 	}
 	c := &Caller{Key: k}
 	q := g.Keys.DB.Q()
+	if g.Directory != nil {
+		if err := g.Directory.Check(ctx); err != nil {
+			return nil, err
+		}
+	}
 	custom := g.CustomIdentities[k.AuthBy]
 	if custom && k.DefaultUser != "" {
 		c.Identity = map[string]string{k.AuthBy: k.DefaultUser}
@@ -106,7 +149,7 @@ func (g *Gate) Authorize(ctx context.Context, k *Key, r Request) (*Caller, error
 	}
 	c.User = c.Actor
 	if r.OnBehalf != "" && c.Actor != nil && r.OnBehalf != c.Actor.Username {
-		u, err := g.Users.Find(ctx, q, "username", r.OnBehalf)
+		u, err := g.find(ctx, q, "username", r.OnBehalf)
 		if db.IsNotFound(err) {
 			return nil, apierr.New(apierr.NotExist, "no user %q", r.OnBehalf)
 		} else if err != nil {
@@ -128,7 +171,7 @@ func (g *Gate) Authorize(ctx context.Context, k *Key, r Request) (*Caller, error
 func (g *Gate) clientUser(ctx context.Context, q db.Queryer, k *Key, r Request, custom bool) (*Principal, error) {
 	authBy := k.AuthBy
 	if k.DefaultUser != "" && !custom {
-		u, err := g.Users.Find(ctx, q, authBy, k.DefaultUser)
+		u, err := g.find(ctx, q, authBy, k.DefaultUser)
 		if db.IsNotFound(err) {
 			return nil, apierr.New(apierr.AuthFailed, "the key's default user does not exist")
 		}
@@ -137,7 +180,7 @@ func (g *Gate) clientUser(ctx context.Context, q db.Queryer, k *Key, r Request, 
 	if r.Login == "" {
 		return nil, nil
 	}
-	u, err := g.Users.Find(ctx, q, authBy, r.Login)
+	u, err := g.find(ctx, q, authBy, r.Login)
 	if db.IsNotFound(err) {
 		return nil, apierr.New(apierr.AuthFailed, "wrong login or password")
 	} else if err != nil {
@@ -161,13 +204,13 @@ func (g *Gate) serverUser(ctx context.Context, q db.Queryer, k *Key, r Request, 
 		if !k.OwnerID.Valid {
 			return nil, nil
 		}
-		u, err := g.Users.ByID(ctx, q, k.OwnerID.Int64)
+		u, err := g.byID(ctx, q, k.OwnerID.Int64)
 		if db.IsNotFound(err) {
 			return nil, nil
 		}
 		return u, err
 	}
-	u, err := g.Users.Find(ctx, q, k.AuthBy, login)
+	u, err := g.find(ctx, q, k.AuthBy, login)
 	if db.IsNotFound(err) {
 		return nil, apierr.New(apierr.AuthFailed, "no user %q", login)
 	} else if err != nil {
@@ -178,7 +221,7 @@ func (g *Gate) serverUser(ctx context.Context, q db.Queryer, k *Key, r Request, 
 	}
 	var owner *Principal
 	if k.OwnerID.Valid {
-		if owner, err = g.Users.ByID(ctx, q, k.OwnerID.Int64); err != nil && !db.IsNotFound(err) {
+		if owner, err = g.byID(ctx, q, k.OwnerID.Int64); err != nil && !db.IsNotFound(err) {
 			return nil, err
 		}
 	}

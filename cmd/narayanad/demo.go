@@ -47,6 +47,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		fmt.Fprintf(stdout, "created the demo database %s\n", *dsn)
+	} else if err := d.Migrate(ctx); err != nil { // a demo database from an older binary
+		return err
 	}
 	base := "http://" + *listen + "/billing/api/2.2/" + demoKey
 	auth := "login=" + demoAdmin + "&password=21232f297a57a5a743894a0e4a801fc3" // md5("admin")

@@ -54,3 +54,29 @@ func md5hex(s string) string {
 	sum := md5.Sum([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// runMigrate brings an initialised database up to this binary's schema.
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", stderr)
+	dsn := dsnFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := db.Open(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	from, err := d.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if from == 0 {
+		return fmt.Errorf("the database holds no narayanad schema: run `narayanad init` first")
+	}
+	if err := d.Migrate(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schema version %d → %d\n", from, d.LatestVersion())
+	return nil
+}

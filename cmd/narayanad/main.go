@@ -27,6 +27,7 @@ Usage:
   narayanad import directions --db DSN FILE.csv   (header id,code,direction,min_len,max_len; upsert by code)
   narayanad import rates --db DSN --rates ID [--replace] FILE.csv   (header direction,cost,route,priority)
   narayanad export rates --db DSN --rates ID      (the tariff's entries as CSV on stdout)
+  narayanad migrate --db DSN   apply the schema migrations a newer binary brings
   narayanad demo --db DSN      create a demo database when there is none
   narayanad version
 
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runExport(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "narayanad", Version)
 		return nil

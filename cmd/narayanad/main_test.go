@@ -27,6 +27,12 @@ func TestInitTwiceChangesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already initialised") {
 		t.Fatalf("second init: %v", err)
 	}
+	if err := run(context.Background(), []string{"migrate", "--db", dsn}, &out, &errb); err != nil {
+		t.Fatalf("migrate an up-to-date database: %v", err)
+	}
+	if err := run(context.Background(), []string{"migrate", "--db", "sqlite:" + filepath.Join(t.TempDir(), "empty.db")}, &out, &errb); err == nil {
+		t.Fatal("migrate accepted an empty database")
+	}
 	if err := run(context.Background(), []string{"sip-server", "add", "--db", dsn, "--name", "pbx", "--address", "192.0.2.1"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
