@@ -32,6 +32,9 @@ const DefaultDSN = "sqlite:narayana.db"
 type DB struct {
 	*sqlx.DB
 	Dialect Dialect
+
+	writeSlot chan struct{} // SQLite: our write transactions queue here, one at a time
+	batch     batcher
 }
 
 // Errors the store layer tells apart, translated from driver codes (never message text).
@@ -64,7 +67,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		x.SetMaxOpenConns(8)
 		x.SetMaxIdleConns(8)
 		x.SetConnMaxLifetime(0)
-		d := &DB{DB: x, Dialect: SQLite}
+		d := &DB{DB: x, Dialect: SQLite, writeSlot: make(chan struct{}, 1)}
 		return d, d.ping(ctx)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		x, err := sqlx.Open("pgx", dsn)
@@ -154,8 +157,22 @@ func (t *Tx) ForUpdate() string {
 	return ""
 }
 
+// Close stops the group commit and closes the database.
+func (d *DB) Close() error {
+	d.closeBatches()
+	return d.DB.Close()
+}
+
 // InTx runs fn in a transaction, committing when it returns nil.
 func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	if d.writeSlot != nil {
+		select {
+		case d.writeSlot <- struct{}{}:
+			defer func() { <-d.writeSlot }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	x, err := d.BeginTxx(ctx, nil)
 	if err != nil {
 		return Translate(err)

@@ -1,0 +1,144 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// SQLite has one writer. Two of our transactions that both BEGIN IMMEDIATE would meet in
+// SQLite's busy handler, which sleeps (1, 2, 5, 10… ms) rather than queues: so our own
+// write transactions queue on writeSlot instead, and the hot path's small transactions
+// go further, through group commit: one goroutine runs whatever has queued, each job in
+// its own SAVEPOINT, and commits them all at once.
+
+// maxBatch bounds how many jobs one group commit takes.
+const maxBatch = 256
+
+type batchJob struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error
+}
+
+type batcher struct {
+	once sync.Once
+	jobs chan *batchJob
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// InTxBatch runs fn in a transaction like InTx. On SQLite, fn runs in a group commit
+// with other callers' functions: each in its own savepoint, so an error rolls back only
+// that fn, and they commit together; fn must only use tx (a fn that waits for another
+// transaction would wait for itself). On PostgreSQL, which runs transactions in parallel,
+// it is InTx. Once fn has started it runs to the end whatever happens to ctx, and
+// InTxBatch waits for it: the caller always learns whether it committed.
+func (d *DB) InTxBatch(ctx context.Context, fn func(*Tx) error) error {
+	if d.Dialect != SQLite {
+		return d.InTx(ctx, fn)
+	}
+	d.batch.once.Do(func() {
+		d.batch.jobs = make(chan *batchJob, maxBatch)
+		d.batch.stop = make(chan struct{})
+		d.batch.wg.Add(1)
+		go d.runBatches()
+	})
+	j := &batchJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case d.batch.jobs <- j:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.batch.stop:
+		return fmt.Errorf("db: closed")
+	}
+	return <-j.done
+}
+
+func (d *DB) runBatches() {
+	defer d.batch.wg.Done()
+	for {
+		var first *batchJob
+		select {
+		case first = <-d.batch.jobs:
+		case <-d.batch.stop:
+			return
+		}
+		batch := []*batchJob{first}
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-d.batch.jobs:
+				batch = append(batch, j)
+			default:
+				break collect
+			}
+		}
+		d.commitBatch(batch)
+	}
+}
+
+// commitBatch runs the jobs in one transaction and tells each its outcome.
+func (d *DB) commitBatch(batch []*batchJob) {
+	results := make([]error, len(batch))
+	fail := func(err error) {
+		for _, j := range batch {
+			j.done <- err
+		}
+	}
+	ctx := context.Background() // a job's cancellation must not abort the others
+	d.writeSlot <- struct{}{}
+	defer func() { <-d.writeSlot }()
+	x, err := d.BeginTxx(ctx, nil)
+	if err != nil {
+		fail(Translate(err))
+		return
+	}
+	tx := &Tx{tx: x, dialect: d.Dialect}
+	for i, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			results[i] = err // gone before it started: nothing of it is written
+			continue
+		}
+		if _, err := x.ExecContext(ctx, `SAVEPOINT job`); err != nil {
+			x.Rollback()
+			fail(Translate(err))
+			return
+		}
+		results[i] = runJob(j.fn, tx)
+		undo := ``
+		if results[i] != nil {
+			undo = `ROLLBACK TO job; `
+		}
+		if _, err := x.ExecContext(ctx, undo+`RELEASE job`); err != nil {
+			x.Rollback()
+			fail(Translate(err))
+			return
+		}
+	}
+	if err := x.Commit(); err != nil {
+		fail(Translate(err))
+		return
+	}
+	for i, j := range batch {
+		j.done <- results[i]
+	}
+}
+
+// runJob runs one job, turning a panic into its error so the batch goes on.
+func runJob(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("db: panic in a batched transaction: %v", p)
+		}
+	}()
+	return fn(tx)
+}
+
+// closeBatches stops the group-commit goroutine.
+func (d *DB) closeBatches() {
+	if d.batch.stop != nil {
+		close(d.batch.stop)
+		d.batch.wg.Wait()
+	}
+}

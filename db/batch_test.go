@@ -1,0 +1,77 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/db/dbtest"
+)
+
+// TestInTxBatch: concurrent batched transactions each commit or roll back on their own:
+// a failing or panicking job leaves no trace and the others are all written.
+func TestInTxBatch(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		var acc int64
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			var err error
+			acc, err = tx.Insert(ctx, `INSERT INTO accounts (balance) VALUES (0)`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		errOdd := errors.New("odd")
+		var wg sync.WaitGroup
+		errs := make([]error, 200)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = d.InTxBatch(ctx, func(tx *db.Tx) error {
+					if _, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + 1 WHERE id = ?`, acc); err != nil {
+						return err
+					}
+					switch i % 10 {
+					case 3:
+						return errOdd
+					case 7:
+						if d.Dialect == db.SQLite { // a batch must survive one job's panic
+							panic("job panics")
+						}
+						return errOdd
+					}
+					return nil
+				})
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for i, err := range errs {
+			switch {
+			case i%10 == 3 && !errors.Is(err, errOdd), i%10 == 7 && err == nil:
+				t.Errorf("job %d: %v", i, err)
+			case err == nil:
+				ok++
+			}
+		}
+		var balance int
+		if err := d.Q().Get(ctx, &balance, `SELECT balance FROM accounts WHERE id = ?`, acc); err != nil {
+			t.Fatal(err)
+		}
+		if balance != ok || ok != 160 {
+			t.Fatalf("balance %d after %d committed jobs", balance, ok)
+		}
+		// A cancelled context before the job starts writes nothing.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := d.InTxBatch(cctx, func(tx *db.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE accounts SET balance = 0`)
+			return err
+		}); err == nil {
+			t.Fatal("a cancelled job ran")
+		}
+	})
+}
