@@ -304,32 +304,39 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 	var granted bool
 	// The hot path's one write: group-committed with other calls' on SQLite.
 	err = s.DB.InTxBatch(ctx, func(tx *db.Tx) error {
+		now := time.Now().Unix()
+		// What the account can still spend: balance + overdraft less the open calls'
+		// reservations, not counting this call's own (a retried callPrepare replaces it).
+		// Two statements, not one: on PostgreSQL the sum must be read after the row lock
+		// is granted, to see the reservations the lock's previous holder committed.
 		accs, err := lockAccounts(ctx, tx, u.AccountID)
 		if err != nil {
 			return err
 		}
 		a := accs[u.AccountID]
-		if uid != "" { // a retried callPrepare replaces its own reservation
-			if _, err := tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior); err != nil {
-				return err
-			}
-		}
-		held, err := reserved(ctx, tx, u.AccountID)
+		var held money.Micro
+		err = tx.Get(ctx, &held, `SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE account_id = ? AND expires_at >= ?
+			AND NOT (uniqueid IS NOT NULL AND uniqueid = ? AND prior = ?)`, u.AccountID, now, uid, prior)
 		if err != nil {
 			return err
 		}
 		var amount money.Micro
 		secs, amount, granted = q.Price.MaxCallTime(a.Balance+a.Overdraft-held, caps)
 		if !granted {
-			return nil
+			if uid != "" {
+				_, err = tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior)
+			}
+			return err
 		}
-		now := time.Now().Unix()
 		ext := ""
 		if p.ext != nil {
 			ext = p.ext.Extension
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
-			amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (uniqueid, prior) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
+			extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
+			max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at`,
 			u.AccountID, u.ID, ext, nullStr(uid), dest, prior, amount, secs, now,
 			now+int64(secs)+int64(s.Config.ReservationGrace/time.Second))
 		return err
@@ -403,12 +410,9 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		return nil, apierr.New(apierr.InvalidArgument, "length: want 0 to 864000 seconds")
 	}
 	secs := int((length + money.One - 1) / money.One)
+	// A repeated callFinish (same uniqueid and prior) is caught by call_log's unique index
+	// below: its transaction rolls back and the saved line is answered again.
 	uid := r.Str("uniqueid")
-	if uid != "" {
-		if ans, ok, err := savedAnswer(ctx, s.DB.Q(), uid, prior); err != nil || ok {
-			return ans, err
-		}
-	}
 	u := p.user
 	// The call is rated as callPrepare granted it: the hook's number and route.
 	hook, err := s.callHook(r, p, dest, prior)
@@ -456,24 +460,19 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		ext = p.ext.Extension
 	}
 	err = s.DB.InTxBatch(ctx, func(tx *db.Tx) error {
-		if _, err := lockAccounts(ctx, tx, u.AccountID); err != nil {
-			return err
-		}
 		// Settle the reservation: the call's own, else the oldest for this destination.
-		var res []int64
-		var err error
+		// (post's UPDATE takes the account's row lock; nothing here reads the balance.)
+		settled := int64(0)
 		if uid != "" {
-			err = tx.Select(ctx, &res, `SELECT id FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior)
+			res, err := tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior)
+			if err != nil {
+				return err
+			}
+			settled, _ = res.RowsAffected()
 		}
-		if err == nil && len(res) == 0 {
-			err = tx.Select(ctx, &res, `SELECT id FROM reservations WHERE user_id = ? AND destination = ? AND prior = ?
-				ORDER BY id LIMIT 1`, u.ID, dest, prior)
-		}
-		if err != nil {
-			return err
-		}
-		if len(res) > 0 {
-			if _, err := tx.Exec(ctx, `DELETE FROM reservations WHERE id = ?`, res[0]); err != nil {
+		if settled == 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM reservations WHERE id = (SELECT id FROM reservations
+				WHERE user_id = ? AND destination = ? AND prior = ? ORDER BY id LIMIT 1)`, u.ID, dest, prior); err != nil {
 				return err
 			}
 		}
