@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -29,9 +30,10 @@ type batcher struct {
 }
 
 // InTxBatch runs fn in a transaction like InTx. On SQLite, fn runs in a group commit
-// with other callers' functions: each in its own savepoint, so an error rolls back only
-// that fn, and they commit together; fn must only use tx (a fn that waits for another
-// transaction would wait for itself). On PostgreSQL, which runs transactions in parallel,
+// with other callers' functions and they commit together; an error rolls back only that
+// fn. fn must only use tx (a fn that waits for another transaction would wait for
+// itself), and may run twice (a batch whose other job failed runs again), so it must
+// have no effect outside tx but setting its own results. On PostgreSQL, which runs transactions in parallel,
 // it is InTx. Once fn has started it runs to the end whatever happens to ctx, and
 // InTxBatch waits for it: the caller always learns whether it committed.
 func (d *DB) InTxBatch(ctx context.Context, fn func(*Tx) error) error {
@@ -78,51 +80,79 @@ func (d *DB) runBatches() {
 	}
 }
 
-// commitBatch runs the jobs in one transaction and tells each its outcome.
+// commitBatch runs the jobs in one transaction and tells each its outcome. Jobs rarely
+// fail, so the batch first runs them back to back; if one fails, that attempt is rolled
+// back and the batch runs again with each job in its own SAVEPOINT, so a failure undoes
+// only its job.
 func (d *DB) commitBatch(batch []*batchJob) {
-	results := make([]error, len(batch))
-	fail := func(err error) {
-		for _, j := range batch {
-			j.done <- err
-		}
-	}
-	ctx := context.Background() // a job's cancellation must not abort the others
 	d.writeSlot <- struct{}{}
 	defer func() { <-d.writeSlot }()
-	x, err := d.BeginTxx(ctx, nil)
-	if err != nil {
-		fail(Translate(err))
-		return
-	}
-	tx := &Tx{tx: x, dialect: d.Dialect}
-	for i, j := range batch {
+	var live []*batchJob
+	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
-			results[i] = err // gone before it started: nothing of it is written
+			j.done <- err // gone before it started: nothing of it is written
 			continue
 		}
-		if _, err := x.ExecContext(ctx, `SAVEPOINT job`); err != nil {
-			x.Rollback()
-			fail(Translate(err))
-			return
+		live = append(live, j)
+	}
+	if len(live) == 0 {
+		return
+	}
+	results, err := d.runBatch(live, false)
+	if err == errJobFailed {
+		results, err = d.runBatch(live, true)
+	}
+	for i, j := range live {
+		if err != nil {
+			j.done <- err
+		} else {
+			j.done <- results[i]
+		}
+	}
+}
+
+// errJobFailed stops an attempt without savepoints at the first failing job.
+var errJobFailed = errors.New("db: a batched job failed")
+
+// runBatch runs the jobs in one transaction and commits it. Without savepoints the
+// first failing job rolls the whole attempt back (errJobFailed); with them, a failing
+// job is rolled back alone and its error is its result.
+func (d *DB) runBatch(jobs []*batchJob, savepoints bool) ([]error, error) {
+	ctx := context.Background() // a job's cancellation must not abort the others
+	x, err := d.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	tx := &Tx{tx: x, dialect: d.Dialect}
+	results := make([]error, len(jobs))
+	for i, j := range jobs {
+		if savepoints {
+			if _, err := x.ExecContext(ctx, `SAVEPOINT job`); err != nil {
+				x.Rollback()
+				return nil, Translate(err)
+			}
 		}
 		results[i] = runJob(j.fn, tx)
+		if !savepoints {
+			if results[i] != nil {
+				x.Rollback()
+				return nil, errJobFailed
+			}
+			continue
+		}
 		undo := ``
 		if results[i] != nil {
 			undo = `ROLLBACK TO job; `
 		}
 		if _, err := x.ExecContext(ctx, undo+`RELEASE job`); err != nil {
 			x.Rollback()
-			fail(Translate(err))
-			return
+			return nil, Translate(err)
 		}
 	}
 	if err := x.Commit(); err != nil {
-		fail(Translate(err))
-		return
+		return nil, Translate(err)
 	}
-	for i, j := range batch {
-		j.done <- results[i]
-	}
+	return results, nil
 }
 
 // runJob runs one job, turning a panic into its error so the batch goes on.
