@@ -119,6 +119,23 @@ func noLineBreaks(r *Request) error {
 
 // serverArg is the SIP server an argument names by address (or name), or the user's
 // server when the argument is empty.
+// reachableServer is the server of the `asterisk` argument (else the user's) once its
+// AMI answered a Ping: the dialplan methods store nothing for a server they cannot reload.
+func (s *Service) reachableServer(r *Request) (*SIPServer, *asterisk.Client, error) {
+	srv, err := s.serverArg(r, "asterisk")
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := s.amiClient(srv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.Ping(r.ctx); err != nil {
+		return nil, nil, amiError(err)
+	}
+	return srv, c, nil
+}
+
 func (s *Service) serverArg(r *Request, name string) (*SIPServer, error) {
 	if v := r.Str(name); v != "" {
 		return sipServer(r.ctx, s.DB.Q(), v)
@@ -504,16 +521,9 @@ func (s *Service) updateServerFile(r *Request, kind string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := s.serverArg(r, "asterisk")
+	srv, c, err := s.reachableServer(r)
 	if err != nil {
 		return nil, err
-	}
-	c, err := s.amiClient(srv)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Ping(r.ctx); err != nil {
-		return nil, amiError(err)
 	}
 	body, err := s.fetchFile(r.ctx, u)
 	if err != nil {
@@ -543,16 +553,9 @@ func (s *Service) restoreDialplan(r *Request) (any, error) {
 	if err := noLineBreaks(r); err != nil {
 		return nil, err
 	}
-	srv, err := s.serverArg(r, "asterisk")
+	srv, c, err := s.reachableServer(r)
 	if err != nil {
 		return nil, err
-	}
-	c, err := s.amiClient(srv)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Ping(r.ctx); err != nil {
-		return nil, amiError(err)
 	}
 	var version string
 	err = s.DB.InTx(r.ctx, func(tx *db.Tx) error {

@@ -250,17 +250,27 @@ func isDIDArg(r *Request) string {
 	return ""
 }
 
-func (s *Service) callPrepare(r *Request) (any, error) {
-	ctx := r.ctx
+// callArgs is what callPrepare and callFinish both start from: who calls, the
+// normalised destination and the priority.
+func (s *Service) callArgs(r *Request) (*callParty, string, int, error) {
 	p, err := s.callParty(r)
 	if err != nil {
-		return nil, err
+		return nil, "", 0, err
 	}
 	dest, err := callNumber(r.Str("destination"))
 	if err != nil {
-		return nil, err
+		return nil, "", 0, err
 	}
 	prior, err := callPrior(r)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	return p, dest, prior, nil
+}
+
+func (s *Service) callPrepare(r *Request) (any, error) {
+	ctx := r.ctx
+	p, dest, prior, err := s.callArgs(r)
 	if err != nil {
 		return nil, err
 	}
@@ -393,15 +403,7 @@ func savedAnswer(ctx context.Context, q db.Queryer, uid string, prior int) (stri
 
 func (s *Service) callFinish(r *Request) (any, error) {
 	ctx := r.ctx
-	p, err := s.callParty(r)
-	if err != nil {
-		return nil, err
-	}
-	dest, err := callNumber(r.Str("destination"))
-	if err != nil {
-		return nil, err
-	}
-	prior, err := callPrior(r)
+	p, dest, prior, err := s.callArgs(r)
 	if err != nil {
 		return nil, err
 	}

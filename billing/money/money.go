@@ -137,7 +137,8 @@ func MulDiv(a, b, c int64) int64 {
 	return DivRound(p, big.NewInt(c))
 }
 
-// DivRound divides n by d, rounding half away from zero.
+// DivRound divides n by d, rounding half away from zero; a quotient beyond the int64
+// range saturates rather than wrapping.
 func DivRound(n, d *big.Int) int64 {
 	q, r := new(big.Int).QuoRem(n, d, new(big.Int))
 	r.Abs(r).Lsh(r, 1)
@@ -148,7 +149,13 @@ func DivRound(n, d *big.Int) int64 {
 			q.Add(q, big.NewInt(1))
 		}
 	}
-	return q.Int64()
+	switch {
+	case q.IsInt64():
+		return q.Int64()
+	case q.Sign() > 0:
+		return math.MaxInt64
+	}
+	return math.MinInt64
 }
 
 // Convert changes an amount between currencies given as units per 1 EUR in micro-units

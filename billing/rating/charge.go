@@ -94,7 +94,7 @@ func (p Price) CostPerMinute() *big.Rat {
 // only: charges never use it.
 func (p Price) CostPerMinuteMicro() money.Micro {
 	num, den := p.perSecond()
-	return money.Micro(divRoundSat(num, big.NewInt(den/60)))
+	return money.Micro(money.DivRound(num, big.NewInt(den/60)))
 }
 
 // Charge is the cost of a call of length seconds (DECISIONS §5): billed seconds × cost per
@@ -113,7 +113,7 @@ func (p Price) chargeBilled(billed int) money.Micro {
 	}
 	num, den := p.perSecond()
 	num.Mul(num, big.NewInt(int64(billed)))
-	return satAdd(money.Micro(divRoundSat(num, big.NewInt(den))), p.SwitchPrice)
+	return satAdd(money.Micro(money.DivRound(num, big.NewInt(den))), p.SwitchPrice)
 }
 
 // chargeFast computes round(billed × num / den) in 128-bit arithmetic when every factor is
@@ -163,26 +163,6 @@ func mul128(hi, lo, m uint64) (uint64, uint64, bool) {
 		return 0, 0, false
 	}
 	return h, l1, true
-}
-
-// divRoundSat divides n by d rounding half away from zero, saturating to the int64 range.
-func divRoundSat(n, d *big.Int) int64 {
-	q, r := new(big.Int).QuoRem(n, d, new(big.Int))
-	r.Abs(r).Lsh(r, 1)
-	if r.CmpAbs(d) >= 0 {
-		if (n.Sign() < 0) != (d.Sign() < 0) {
-			q.Sub(q, big.NewInt(1))
-		} else {
-			q.Add(q, big.NewInt(1))
-		}
-	}
-	switch {
-	case q.IsInt64():
-		return q.Int64()
-	case q.Sign() > 0:
-		return math.MaxInt64
-	}
-	return math.MinInt64
 }
 
 func satAdd(a, b money.Micro) money.Micro {
