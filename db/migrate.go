@@ -68,8 +68,22 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-// Migrate applies every migration newer than the database's version, each in its own
-// transaction, and records it.
+// applied lists the versions recorded in schema_migrations.
+func (d *DB) applied(ctx context.Context) (map[int]bool, error) {
+	var vs []int
+	if err := d.SelectContext(ctx, &vs, `SELECT version FROM schema_migrations`); err != nil {
+		return nil, err
+	}
+	out := map[int]bool{}
+	for _, v := range vs {
+		out[v] = true
+	}
+	return out, nil
+}
+
+// Migrate applies every migration the database has not recorded, in order, each in its
+// own transaction. Recording each version (not just the highest) means a migration that
+// arrived beside a newer one is still applied.
 func (d *DB) Migrate(ctx context.Context) error {
 	if _, err := d.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
@@ -79,15 +93,19 @@ func (d *DB) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if cur > d.LatestVersion() {
+		return fmt.Errorf("db: the database schema is version %d, newer than this binary's %d", cur, d.LatestVersion())
+	}
 	ms, err := d.migrations()
 	if err != nil {
 		return err
 	}
-	if cur > d.LatestVersion() {
-		return fmt.Errorf("db: the database schema is version %d, newer than this binary's %d", cur, d.LatestVersion())
+	done, err := d.applied(ctx)
+	if err != nil {
+		return err
 	}
 	for _, m := range ms {
-		if m.version <= cur {
+		if done[m.version] {
 			continue
 		}
 		err := d.InTx(ctx, func(tx *Tx) error {
@@ -105,7 +123,8 @@ func (d *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// CheckSchema refuses a database whose schema is missing, older or newer than the binary.
+// CheckSchema refuses a database whose schema is missing, lacks a migration of this
+// binary, or is newer than it.
 func (d *DB) CheckSchema(ctx context.Context) error {
 	v, err := d.SchemaVersion(ctx)
 	if err != nil {
@@ -115,10 +134,21 @@ func (d *DB) CheckSchema(ctx context.Context) error {
 	switch {
 	case v == 0:
 		return fmt.Errorf("the database holds no narayanad schema: run `narayanad init` first")
-	case v < want:
-		return fmt.Errorf("the database schema is version %d, this binary needs %d: run `narayanad migrate`", v, want)
 	case v > want:
 		return fmt.Errorf("the database schema is version %d, newer than this binary's %d: upgrade narayanad", v, want)
+	}
+	ms, err := d.migrations()
+	if err != nil {
+		return err
+	}
+	done, err := d.applied(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if !done[m.version] {
+			return fmt.Errorf("the database lacks migration %s of this binary: run `narayanad migrate`", m.name)
+		}
 	}
 	return nil
 }
