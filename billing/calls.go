@@ -174,6 +174,9 @@ type hookResult struct {
 // rated on the number and route callPrepare granted.
 func (s *Service) callHook(r *Request, p *callParty, dest string, prior int) (hookResult, error) {
 	res := hookResult{destination: dest}
+	if !s.hooked("callPrepare") {
+		return res, nil // the common case: nothing to build the hook's input for
+	}
 	h, ok := s.scriptPrepare(r.ctx, p.user, map[string]any{"destination": dest, "callerid": p.callerID(r),
 		"prior": prior, "uniqueid": r.Str("uniqueid"), "method": r.Method.Name})
 	if !ok {
@@ -505,9 +508,11 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.scriptFinish(ctx, u, map[string]any{"destination": dest, "callerid": cid, "prior": prior, "length": secs,
-		"billed": billed, "cost": int64(cost), "status": status, "uniqueid": uid, "direction": direction,
-		"route": route, "answer": line})
+	if s.hooked("callFinish") {
+		s.scriptFinish(ctx, u, map[string]any{"destination": dest, "callerid": cid, "prior": prior, "length": secs,
+			"billed": billed, "cost": int64(cost), "status": status, "uniqueid": uid, "direction": direction,
+			"route": route, "answer": line})
+	}
 	return line, nil
 }
 

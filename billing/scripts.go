@@ -371,6 +371,13 @@ func (s *Service) createTTS(r *Request) (any, error) {
 	return Raw{ContentType: "audio/wav", Body: wav}, nil
 }
 
+// hooked reports whether a script registered the hook, so callers build its input only
+// then.
+func (s *Service) hooked(name string) bool {
+	rt := s.ext.scripts
+	return rt != nil && rt.HasHook(name)
+}
+
 // scriptPrepare runs the scripts' callPrepare hook for a call of u, with in holding the
 // call (destination, callerid, prior, uniqueid, …); ok is false when no script
 // registered the hook. A failing hook (error, time or memory limit, bad answer) is
