@@ -49,4 +49,5 @@ func (s *Service) declareMethods() {
 	s.declareCallMethods()
 	s.declareTariffMethods()
 	s.declareAsteriskMethods()
+	s.declareDIDMethods()
 }
