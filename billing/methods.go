@@ -49,5 +49,6 @@ func (s *Service) declareMethods() {
 	s.declareCallMethods()
 	s.declareTariffMethods()
 	s.declareAsteriskMethods()
+	s.declareFinanceMethods()
 	s.declareDIDMethods()
 }
