@@ -49,6 +49,7 @@ func (s *Service) declareMethods() {
 	s.declareCallMethods()
 	s.declareTariffMethods()
 	s.declareAsteriskMethods()
+	s.declareMessagingMethods()
 	s.declareFinanceMethods()
 	s.declareDIDMethods()
 }
