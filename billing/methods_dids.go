@@ -27,5 +27,20 @@ func (s *Service) declareDIDMethods() {
 		method("getDIDPoolInfo", 33, s.getDIDPoolInfo, "id:int!"),
 		method("deleteDIDPool", 33, s.deleteDIDPool, "id:int!"),
 		method("getDIDCount", 50, s.getDIDCount, "did:string!"),
+		// DIDTables filters
+		method("getDIDActions", 1, s.getDIDActions),
+		method("getFilters", 1, s.getFilters, "resolver:string", "sources:bool=false"),
+		method("addDIDRule", 1, s.addDIDRule, "did:string!", "source:string", "pattern:string",
+			"policy:ustring{ACCEPT,REJECT}=ACCEPT", "sms_action:string", "sms_destination:string", "action:string",
+			"server:string", "destination:string", "callerid:string", "timeout:int=30", "condition:string",
+			"input:string", "position:ustring{start,end}=start"),
+		method("updateDIDRule", 1, s.updateDIDRule, "did:string!", "rule:int!", "pos:int", "source:string",
+			"pattern:string", "policy:ustring{ACCEPT,REJECT}", "sms_action:string", "sms_destination:string",
+			"action:string", "server:string", "destination:string", "callerid:string", "timeout:int",
+			"condition:string", "input:string"),
+		method("deleteDIDRule", 1, s.deleteDIDRule, "did:string!", "rule:int!", "pattern:string"),
+		method("getDIDRules", 1, s.getDIDRules, "did:string!", "rule:int"),
+		method("resolveDIDRule", 50, s.resolveDIDRule, "did:string!", "rule:int=1", "callerid:string",
+			"status:string", "input:string"),
 	)
 }
