@@ -50,6 +50,7 @@ func (s *Service) declareMethods() {
 	s.declareTariffMethods()
 	s.declareAsteriskMethods()
 	s.declareMessagingMethods()
+	s.declareContentMethods()
 	s.declareFinanceMethods()
 	s.declareDIDMethods()
 }
