@@ -30,6 +30,8 @@ const maxRenewPeriods = 24
 //     rent) gets the DID disabled; it stays disabled until renewed by hand. DIDs without
 //     an owner or already disabled are left alone. Postpaid accounts follow the same
 //     rule: their credit is their overdraft.
+//   - Marks unpaid invoices whose valid_thru has passed as expired (status 3); a late
+//     confirmation from the payment provider still credits them (finishInvoice).
 //   - Exchange rates are not fetched: there is no network source, and rates are set with
 //     updateCurrency.
 func (s *Service) doMaintenance(r *Request) (any, error) {
@@ -43,6 +45,10 @@ func (s *Service) doMaintenance(r *Request) (any, error) {
 		by = r.Caller.Actor.ID
 	}
 	if err := s.renewDIDs(ctx, now, by); err != nil {
+		return nil, err
+	}
+	if _, err := s.DB.Q().Exec(ctx, `UPDATE invoices SET status = ? WHERE status = ? AND valid_thru > 0 AND valid_thru < ?`,
+		InvoiceExpired, InvoiceUnpaid, now.Unix()); err != nil {
 		return nil, err
 	}
 	return true, nil

@@ -1,0 +1,345 @@
+package billing
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-pdf/fpdf"
+
+	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/billing/money"
+)
+
+// invoiceDoc is what an invoice PDF shows.
+type invoiceDoc struct {
+	Title    string   // "Invoice No. 12"
+	Dates    []string // "Date: …", "Due: …"
+	BillTo   []string // name, address lines, account
+	Currency string
+	Lines    []invoiceLine
+	Total    money.Micro
+	Notes    []string
+}
+
+type invoiceLine struct {
+	Service, Quantity, Unit, Price string
+	Amount                         money.Micro
+}
+
+// moneyText shows an amount exactly: two decimals, more only when it has them.
+func moneyText(m money.Micro) string {
+	if m.Round(2) == m {
+		return m.Fixed(2)
+	}
+	return m.String()
+}
+
+// maxInvoiceLines bounds a generated invoice.
+const maxInvoiceLines = 500
+
+// renderInvoice draws an invoice as a PDF. The core fonts cover Latin-1 (cp1252):
+// other characters print as a substitute. Streams are left uncompressed: invoices are
+// small, and their text stays searchable.
+func renderInvoice(d invoiceDoc) ([]byte, error) {
+	pdf := fpdf.New("P", "mm", "A4", "")
+	pdf.SetCompression(false)
+	pdf.SetTitle(d.Title, true)
+	pdf.SetCreator("narayanad", true)
+	tr := pdf.UnicodeTranslatorFromDescriptor("")
+	pdf.AddPage()
+	pdf.SetFont("Helvetica", "B", 18)
+	pdf.CellFormat(0, 10, tr(d.Title), "", 1, "L", false, 0, "")
+	pdf.SetFont("Helvetica", "", 10)
+	for _, l := range d.Dates {
+		pdf.CellFormat(0, 5, tr(l), "", 1, "L", false, 0, "")
+	}
+	if len(d.BillTo) > 0 {
+		pdf.Ln(4)
+		pdf.SetFont("Helvetica", "B", 10)
+		pdf.CellFormat(0, 5, "Bill to:", "", 1, "L", false, 0, "")
+		pdf.SetFont("Helvetica", "", 10)
+		for _, l := range d.BillTo {
+			pdf.MultiCell(0, 5, tr(l), "", "L", false)
+		}
+	}
+	pdf.Ln(6)
+	widths := []float64{78, 22, 25, 30, 35}
+	pdf.SetFont("Helvetica", "B", 10)
+	for i, h := range []string{"Service", "Quantity", "Unit", "Price", "Amount, " + d.Currency} {
+		align := "L"
+		if i == 1 || i >= 3 {
+			align = "R"
+		}
+		pdf.CellFormat(widths[i], 7, tr(h), "B", 0, align, false, 0, "")
+	}
+	pdf.Ln(-1)
+	pdf.SetFont("Helvetica", "", 10)
+	for _, l := range d.Lines {
+		cells := []string{l.Service, l.Quantity, l.Unit, l.Price, moneyText(l.Amount)}
+		for i, c := range cells {
+			align := "L"
+			if i == 1 || i >= 3 {
+				align = "R"
+			}
+			if i == 0 {
+				for rs := []rune(c); pdf.GetStringWidth(tr(c)) > widths[0]-2 && len(rs) > 4; {
+					rs = rs[:len(rs)-4]
+					c = string(rs) + "..."
+				}
+			}
+			pdf.CellFormat(widths[i], 6, tr(c), "", 0, align, false, 0, "")
+		}
+		pdf.Ln(-1)
+	}
+	pdf.SetFont("Helvetica", "B", 11)
+	pdf.CellFormat(widths[0]+widths[1]+widths[2]+widths[3], 8, "Total, "+tr(d.Currency), "T", 0, "R", false, 0, "")
+	pdf.CellFormat(widths[4], 8, moneyText(d.Total), "T", 1, "R", false, 0, "")
+	if len(d.Notes) > 0 {
+		pdf.Ln(4)
+		pdf.SetFont("Helvetica", "", 9)
+		for _, n := range d.Notes {
+			pdf.MultiCell(0, 5, tr(n), "", "L", false)
+		}
+	}
+	var buf bytes.Buffer
+	if err := pdf.Output(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func pdfAnswer(d invoiceDoc) (any, error) {
+	b, err := renderInvoice(d)
+	if err != nil {
+		return nil, err
+	}
+	return Raw{ContentType: "application/pdf", Body: b}, nil
+}
+
+// billTo is the "Bill to" block of a user's account.
+func billTo(u *User) []string {
+	var out []string
+	name := u.BillingName
+	if name == "" {
+		name = u.Username
+	}
+	out = append(out, name)
+	if u.BillingAddress != "" {
+		out = append(out, u.BillingAddress)
+	}
+	return append(out, "Account "+strconv.FormatInt(u.Number, 10))
+}
+
+// parseInvoiceDate reads YYYY-MM-DD HH:MM:SS or YYYY-MM-DD.
+func parseInvoiceDate(name, v string) (string, error) {
+	v = strings.TrimSpace(v)
+	for _, layout := range []string{timeLayout, "2006-01-02"} {
+		if _, err := time.Parse(layout, v); err == nil {
+			return v, nil
+		}
+	}
+	return "", apierr.New(apierr.InvalidArgument, "%s: want YYYY-MM-DD HH:MM:SS", name)
+}
+
+// generateInvoice(1) (deprecated) renders a PDF invoice from its arguments: services is
+// "Service@Units@Unit name@Unit cost,…"; units and costs are exact decimals in the
+// user's currency, each line's amount units × cost rounded half-up to a micro-unit. date
+// defaults to now (the user's timezone), deadline to none. Nothing is stored.
+func (s *Service) generateInvoice(r *Request) (any, error) {
+	u, err := r.User()
+	if err != nil {
+		return nil, err
+	}
+	date := formatTime(time.Now().Unix(), u.Timezone)
+	if v := r.Str("date"); v != "" {
+		if date, err = parseInvoiceDate("date", v); err != nil {
+			return nil, err
+		}
+	}
+	d := invoiceDoc{Title: "Invoice No. " + strconv.FormatInt(r.Int("invoice"), 10), Dates: []string{"Date: " + date},
+		BillTo: billTo(u), Currency: u.Currency}
+	if v := r.Str("deadline"); v != "" {
+		deadline, err := parseInvoiceDate("deadline", v)
+		if err != nil {
+			return nil, err
+		}
+		d.Dates = append(d.Dates, "Payment due: "+deadline)
+	}
+	items := strings.Split(r.Str("services"), ",")
+	if len(items) > maxInvoiceLines {
+		return nil, apierr.New(apierr.InvalidArgument, "services: at most %d lines", maxInvoiceLines)
+	}
+	for i, item := range items {
+		f := strings.Split(item, "@")
+		if len(f) != 4 || strings.TrimSpace(f[0]) == "" {
+			return nil, apierr.New(apierr.InvalidArgument, "services: line %d: want Service@Units@Unit name@Unit cost", i+1)
+		}
+		units, err1 := money.Parse(strings.TrimSpace(f[1]))
+		cost, err2 := money.Parse(strings.TrimSpace(f[3]))
+		if err1 != nil || err2 != nil || units < 0 {
+			return nil, apierr.New(apierr.InvalidArgument, "services: line %d: units and unit cost must be numbers", i+1)
+		}
+		amount := money.Micro(money.MulDiv(int64(units), int64(cost), int64(money.One)))
+		d.Lines = append(d.Lines, invoiceLine{Service: strings.TrimSpace(f[0]), Quantity: units.String(),
+			Unit: strings.TrimSpace(f[2]), Price: moneyText(cost), Amount: amount})
+		d.Total += amount
+	}
+	return pdfAnswer(d)
+}
+
+// invoiceStatusText names an invoice status on the PDF.
+func invoiceStatusText(st int) string {
+	switch st {
+	case InvoiceUnpaid:
+		return "unpaid"
+	case InvoicePaid:
+		return "paid"
+	case InvoiceDeclined:
+		return "declined"
+	case InvoiceExpired:
+		return "expired"
+	}
+	return strconv.Itoa(st)
+}
+
+// viewInvoice(1) renders a stored invoice of a user the caller manages. The amount is
+// shown in the system currency (the money the account receives), with the owner's
+// currency beside it when that differs; dates in the owner's timezone.
+func (s *Service) viewInvoice(r *Request) (any, error) {
+	id, err := r.invoiceArg()
+	if err != nil {
+		return nil, err
+	}
+	inv, err := r.ownedInvoice(id)
+	if err != nil {
+		return nil, err
+	}
+	tz, cur := 0.0, s.Config.Currency
+	var bill []string
+	if inv.OwnerID.Valid {
+		if owner, err := userByID(r.ctx, s.DB.Q(), inv.OwnerID.Int64); err == nil {
+			tz, cur = owner.Timezone, owner.Currency
+		}
+	}
+	for _, l := range strings.Split(inv.BillingData, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			bill = append(bill, l)
+		}
+	}
+	if len(bill) == 0 && inv.Owner != "" {
+		bill = append(bill, inv.Owner)
+	}
+	if inv.AccountID.Valid {
+		bill = append(bill, "Account "+strconv.FormatInt(inv.AccountID.Int64, 10))
+	}
+	service := "Account top-up"
+	if inv.AccountID.Valid {
+		service += " of account " + strconv.FormatInt(inv.AccountID.Int64, 10)
+	}
+	d := invoiceDoc{
+		Title:    "Invoice No. " + strconv.FormatInt(inv.ID, 10),
+		Dates:    []string{"Date: " + formatTime(inv.CreatedAt, tz)},
+		BillTo:   bill,
+		Currency: s.Config.Currency,
+		Lines:    []invoiceLine{{Service: service, Quantity: "1", Price: moneyText(inv.Amount), Amount: inv.Amount}},
+		Total:    inv.Amount,
+		Notes:    []string{"Status: " + invoiceStatusText(inv.Status)},
+	}
+	if inv.ValidThru > 0 {
+		d.Dates = append(d.Dates, "Valid through: "+formatTime(inv.ValidThru, tz))
+	}
+	if cur != s.Config.Currency {
+		if x, err := s.exchange(r.ctx, cur); err == nil {
+			d.Notes = append(d.Notes, fmt.Sprintf("Amount in %s: %s", cur, x.display(inv.Amount).Fixed(2)))
+		}
+	}
+	method := inv.Handler
+	if inv.Method != "" {
+		method += " (" + inv.Method + ")"
+	}
+	if method != "" {
+		d.Notes = append(d.Notes, "Payment method: "+method)
+	}
+	if inv.Comission != 0 {
+		d.Notes = append(d.Notes, "Commission: "+inv.Comission.String()+"%")
+	}
+	if inv.Msg != "" {
+		d.Notes = append(d.Notes, inv.Msg)
+	}
+	return pdfAnswer(d)
+}
+
+// ledgerLabels names the ledger kinds on a monthly invoice.
+var ledgerLabels = map[string]string{
+	KindCall: "Calls", KindDID: "DID rent", KindFee: "Fees", KindManual: "Manual adjustments",
+	"sms": "SMS", "gsm": "GSM", "gprs": "Mobile Internet",
+}
+
+// monthlyInvoice(1) renders the charges of the user's account over a calendar month in
+// the user's timezone: month 1–12 is the latest such month that has begun (this year's
+// or last year's; the current month gives the charges so far), without it the previous
+// month. Charges are the account's debits from the ledger grouped by kind (calls, DID
+// rent, fees…); transfers to other accounts are not services and are left out. Amounts
+// are in the system currency, exactly as booked, with the total in the user's currency
+// beside it. Any account may ask (for a prepaid one it is a statement of charges).
+// email=true cannot send: the daemon has no mail settings; the PDF is answered either way.
+func (s *Service) monthlyInvoice(r *Request) (any, error) {
+	u, err := r.User()
+	if err != nil {
+		return nil, err
+	}
+	zone := time.FixedZone("user", int(u.Timezone*3600))
+	now := time.Now().In(zone)
+	start := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, zone).AddDate(0, -1, 0)
+	if r.Has("month") {
+		m := r.Int("month")
+		if m < 1 || m > 12 {
+			return nil, apierr.New(apierr.InvalidArgument, "month: want 1 to 12")
+		}
+		year := now.Year()
+		if time.Month(m) > now.Month() {
+			year--
+		}
+		start = time.Date(year, time.Month(m), 1, 0, 0, 0, 0, zone)
+	}
+	end := start.AddDate(0, 1, 0)
+	var rows []struct {
+		Kind   string      `db:"kind"`
+		Count  int64       `db:"n"`
+		Amount money.Micro `db:"amount"`
+	}
+	if err := s.DB.Q().Select(r.ctx, &rows, `SELECT kind, COUNT(*) AS n, -SUM(amount) AS amount FROM ledger
+		WHERE account_id = ? AND amount < 0 AND kind <> ? AND created_at >= ? AND created_at < ?
+		GROUP BY kind ORDER BY kind`, u.Number, KindTransfer, start.Unix(), end.Unix()); err != nil {
+		return nil, err
+	}
+	d := invoiceDoc{
+		Title: fmt.Sprintf("Invoice %d-%s", u.Number, start.Format("200601")),
+		Dates: []string{"Period: " + start.Format("2006-01-02") + " to " + end.AddDate(0, 0, -1).Format("2006-01-02"),
+			"Date: " + formatTime(time.Now().Unix(), u.Timezone)},
+		BillTo:   billTo(u),
+		Currency: s.Config.Currency,
+	}
+	for _, row := range rows {
+		label := ledgerLabels[row.Kind]
+		if label == "" {
+			label = "Other (" + row.Kind + ")"
+		}
+		d.Lines = append(d.Lines, invoiceLine{Service: label, Quantity: strconv.FormatInt(row.Count, 10),
+			Unit: "items", Amount: row.Amount})
+		d.Total += row.Amount
+	}
+	if u.Currency != s.Config.Currency {
+		if x, err := s.exchange(r.ctx, u.Currency); err == nil {
+			d.Notes = append(d.Notes, fmt.Sprintf("Total in %s: %s", u.Currency, x.display(d.Total).Fixed(2)))
+		}
+	}
+	if u.Postpaid == 1 {
+		d.Notes = append(d.Notes, "Postpaid account: please pay this amount.")
+	}
+	d.Notes = append(d.Notes, "Balance now: "+moneyText(u.Balance)+" "+s.Config.Currency)
+	return pdfAnswer(d)
+}
