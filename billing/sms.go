@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -601,6 +602,56 @@ func (s *Service) receiveDeliveryReport(r *Request) (any, error) {
 	return true, err
 }
 
+// A DISA PIN is short and msgCallback needs no user, so wrong PINs are counted per SIP
+// account: after pinMaxFails within pinWindow the account takes no SMS callback (even
+// with the right PIN) until the window has passed. The count lives in the daemon's
+// memory (per Service), so a restart or another daemon starts afresh.
+const (
+	pinMaxFails = 5
+	pinWindow   = 15 * time.Minute
+)
+
+type pinGuard struct {
+	mu    sync.Mutex
+	fails map[string][]time.Time
+}
+
+var pinFailures = &pinGuard{fails: map[string][]time.Time{}}
+
+// recent drops the failures older than the window; the caller holds mu.
+func (g *pinGuard) recent(key string, now time.Time) []time.Time {
+	fs := g.fails[key]
+	i := 0
+	for i < len(fs) && now.Sub(fs[i]) >= pinWindow {
+		i++
+	}
+	fs = fs[i:]
+	if len(fs) == 0 {
+		delete(g.fails, key)
+		return nil
+	}
+	g.fails[key] = fs
+	return fs
+}
+
+func (g *pinGuard) blocked(key string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.recent(key, now)) >= pinMaxFails
+}
+
+func (g *pinGuard) fail(key string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fails[key] = append(g.recent(key, now), now)
+}
+
+func (g *pinGuard) reset(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.fails, key)
+}
+
 // msgCallback(0) starts a callback that an SMS asked for: text is
 // "SIPEXTEN PIN [CALLERID] DESTINATION1 [DESTINATION2]". With two fields after the PIN
 // they are DESTINATION1 and DESTINATION2; with three, CALLERID and both destinations;
@@ -608,7 +659,8 @@ func (s *Service) receiveDeliveryReport(r *Request) (any, error) {
 // the SMS came from (msisdn). The PIN is the SIP account's disa_pin, compared in constant
 // time; an unknown account, an account without a PIN and a wrong PIN all answer
 // E_AUTH_FAILED. The callback is createCallback's, run as the account's owner (through
-// that user's SIP server; caller ID CALLERID, else the account's).
+// that user's SIP server; caller ID CALLERID, else the account's). `to` (the number the
+// SMS came to) is only logged. The request's text holds the PIN, so it is not stored.
 func (s *Service) msgCallback(r *Request) (any, error) {
 	f := strings.Fields(r.Str("text"))
 	if len(f) < 3 || len(f) > 5 {
@@ -642,10 +694,20 @@ func (s *Service) msgCallback(r *Request) (any, error) {
 	if e != nil && e.DISAPin != "" {
 		want = e.DISAPin
 	}
-	if subtle.ConstantTimeCompare([]byte(want), []byte(pin)) != 1 {
-		s.Log.Warn("msgCallback: refused", "extension", ext, "msisdn", r.Str("msisdn"), "remote", r.Remote)
+	guard := fmt.Sprintf("%p/%s", s, ext)
+	now := time.Now()
+	if e != nil && pinFailures.blocked(guard, now) {
+		s.Log.Warn("msgCallback: refused, too many wrong PINs", "extension", ext, "msisdn", r.Str("msisdn"), "remote", r.Remote)
 		return nil, apierr.New(apierr.AuthFailed, "wrong SIP account or PIN")
 	}
+	if subtle.ConstantTimeCompare([]byte(want), []byte(pin)) != 1 {
+		if e != nil {
+			pinFailures.fail(guard, now)
+		}
+		s.Log.Warn("msgCallback: refused", "extension", ext, "msisdn", r.Str("msisdn"), "to", r.Str("to"), "remote", r.Remote)
+		return nil, apierr.New(apierr.AuthFailed, "wrong SIP account or PIN")
+	}
+	pinFailures.reset(guard)
 	owner, err := userByID(r.ctx, s.DB.Q(), e.UserID)
 	if err != nil {
 		return nil, err

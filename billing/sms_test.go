@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/narayana/narayanad/asterisk/amisim"
 	"github.com/narayana/narayanad/billing/apierr"
@@ -337,5 +338,37 @@ func TestMsgCallback(t *testing.T) {
 		// A locked owner gets no callback.
 		e.ok(e.do(e.web, "updateUser", admin("username", "alice", "active", "-1")))
 		e.fails(e.do(e.web, "msgCallback", kv("msisdn", "78005555550", "text", "40000 1111 7499999999 7911111111")), apierr.UserLocked, 200)
+
+		// Guessing: after five wrong PINs even the right one is refused for a while.
+		for range pinMaxFails {
+			e.fails(e.do(e.web, "msgCallback", kv("msisdn", "78005555550", "text", "40000 0000 7499999999 7911111111")), apierr.AuthFailed, 200)
+		}
+		e.ok(e.do(e.web, "updateUser", admin("username", "alice", "active", "1")))
+		e.fails(e.do(e.web, "msgCallback", kv("msisdn", "78005555550", "text", "40000 1111 7499999999 7911111111")), apierr.AuthFailed, 200)
 	})
+}
+
+func TestPinGuardWindow(t *testing.T) {
+	g := &pinGuard{fails: map[string][]time.Time{}}
+	t0 := time.Unix(1_000_000, 0)
+	for i := range pinMaxFails {
+		if g.blocked("x", t0) {
+			t.Fatalf("blocked after %d failures", i)
+		}
+		g.fail("x", t0.Add(time.Duration(i)*time.Second))
+	}
+	if !g.blocked("x", t0.Add(time.Minute)) || g.blocked("y", t0) {
+		t.Fatal("want x blocked, y not")
+	}
+	if g.blocked("x", t0.Add(pinWindow+time.Duration(pinMaxFails)*time.Second)) {
+		t.Fatal("still blocked after the window")
+	}
+	if len(g.fails) != 0 {
+		t.Fatalf("expired failures kept: %v", g.fails)
+	}
+	g.fail("x", t0)
+	g.reset("x")
+	if len(g.fails) != 0 {
+		t.Fatal("reset kept failures")
+	}
 }
