@@ -18,10 +18,6 @@ import (
 	"github.com/narayana/narayanad/lua"
 )
 
-// didLedgerKind is the ledger kind of DID charges (orders and renewals), the same kind
-// maintenance's automatic renewals write.
-const didLedgerKind = "did"
-
 // providerLocal is the pool provider that sells numbers already in the dids table
 // without an owner. Any other provider is the name of a Lua "did" handler.
 const providerLocal = "local"
@@ -128,7 +124,9 @@ func (s *Service) getDisaDIDList(r *Request) (any, error) {
 	return out, nil
 }
 
-// updateDIDState(1) switches a DID's auto-renewal or its enabled flag.
+// updateDIDState(1) switches a DID's auto-renewal or its enabled flag. An expired DID
+// (maintenance disables one whose owner could not pay) is enabled only by renewDID,
+// so that switching it on never skips the rent: E_DATA_ABORT.
 func (s *Service) updateDIDState(r *Request) (any, error) {
 	d, err := r.ownedDID(s.DB.Q(), r.Str("did"))
 	if err != nil {
@@ -137,6 +135,9 @@ func (s *Service) updateDIDState(r *Request) (any, error) {
 	col := "auto_renew"
 	if r.Str("parameter") == "enabled" {
 		col = "enabled"
+		if r.Bool("state") && d.Expiration > 0 && d.Expiration < time.Now().Unix() {
+			return nil, apierr.New(apierr.DataAbort, "DID %s expired on %s: renew it", d.DID, formatTime(d.Expiration, 0))
+		}
 	}
 	_, err = s.DB.Q().Exec(r.ctx, `UPDATE dids SET `+col+` = ? WHERE did = ?`, boolInt(r.Bool("state")), d.DID)
 	return nil, err
@@ -388,7 +389,7 @@ func chargeDID(ctx context.Context, tx *db.Tx, account int64, amount money.Micro
 	if a.Balance+a.Overdraft-held < amount {
 		return apierr.New(apierr.InsufficientMoney, "account %d cannot pay %s", account, amount)
 	}
-	_, err = post(ctx, tx, account, -amount, didLedgerKind, "did:"+number, comment, by)
+	_, err = post(ctx, tx, account, -amount, KindDID, "did:"+number, comment, by)
 	return err
 }
 

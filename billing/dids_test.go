@@ -171,6 +171,15 @@ func TestDIDOwnership(t *testing.T) {
 		e.fails(e.do(e.web, "updateDIDState", user("custa", "did", "74951110001", "state", "maybe")), apierr.InvalidArgument, 400)
 		e.fails(e.do(e.web, "updateDIDState", user("custa", "did", "74951110001", "parameter", "cost", "state", "1")), apierr.InvalidArgument, 400)
 		e.ok(e.do(e.web, "updateDIDState", user("custa", "did", "74951110001", "parameter", "enabled", "state", "false")))
+		// An expired number is switched on by paying for it, not by updateDIDState.
+		e.ok(e.do(e.web, "addDID", admin("did", "74951110009", "owner", "custa", "expiration", "2020-01-01 00:00:00")))
+		e.ok(e.do(e.web, "updateDIDState", user("custa", "did", "74951110009", "parameter", "enabled", "state", "false")))
+		e.fails(e.do(e.web, "updateDIDState", user("custa", "did", "74951110009", "parameter", "enabled", "state", "true")), apierr.DataAbort, 200)
+		e.ok(e.do(e.web, "renewDID", admin("did", "74951110009")))
+		if info := e.ok(e.do(e.web, "getDIDInfo", admin("did", "74951110009"))); field(info, "enabled") != "1" {
+			t.Fatalf("renewed DID: %s", info.Body)
+		}
+		e.ok(e.do(e.web, "deleteDID", admin("did", "74951110009")))
 		e.ok(e.do(e.web, "updateDIDState", user("custa", "did", "74951110001", "state", "no")))
 		info = e.ok(e.do(e.web, "getDIDInfo", user("corpa", "did", "74951110001")))
 		if field(info, "enabled") != "0" || field(info, "auto_renew") != "0" {
@@ -276,6 +285,61 @@ func TestDIDProviderHandler(t *testing.T) {
 		mine := didList(t, e.ok(e.do(e.web, "getDIDList", user("cust"))))
 		if len(mine) != 1 || mine[0]["did"] != "4930111" {
 			t.Fatalf("ordered: %v", mine)
+		}
+		checkLedger(t, e)
+	})
+}
+
+// TestDIDOrderConcurrent: parallel orders never spend more than the user has, and a
+// number is sold once.
+func TestDIDOrderConcurrent(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.register(admin(), "buyer", 11, "balance", "25")
+		e.register(admin(), "rival", 11, "balance", "100")
+		e.ok(e.do(e.web, "addDIDPool", admin("country", "Spain", "area", "Madrid", "cost", "8", "installcost", "2")))
+		for i := 1; i <= 6; i++ {
+			e.ok(e.do(e.web, "addDID", admin("did", fmt.Sprintf("3491000000%d", i), "pool_id", "1")))
+		}
+		type result struct {
+			ok   bool
+			code string
+		}
+		results := make(chan result, 6)
+		for i := 1; i <= 5; i++ {
+			go func(i int) {
+				a := e.do(e.web, "orderDID", user("buyer", "pool_id", "1", "did", fmt.Sprintf("3491000000%d", i)))
+				results <- result{a.Result, a.code()}
+			}(i)
+		}
+		go func() {
+			a := e.do(e.web, "orderDID", user("rival", "pool_id", "1", "did", "34910000001"))
+			results <- result{a.Result, a.code()}
+		}()
+		sold := 0
+		for i := 0; i < 6; i++ {
+			r := <-results
+			switch {
+			case r.ok:
+				sold++
+			case r.code != apierr.InsufficientMoney && r.code != apierr.DIDOrderFail:
+				t.Errorf("order: %s", r.code)
+			}
+		}
+		var owners []string
+		if err := e.s.DB.Q().Select(context.Background(), &owners, `SELECT u.username FROM dids d JOIN users u ON u.id = d.owner_id`); err != nil {
+			t.Fatal(err)
+		}
+		buyer := 0
+		for _, o := range owners {
+			if o == "buyer" {
+				buyer++
+			}
+		}
+		if len(owners) != sold || buyer > 2 {
+			t.Fatalf("sold %d, owners %v", sold, owners)
+		}
+		if b := didBalance(t, e, "buyer"); b != fmt.Sprint(25-10*buyer) {
+			t.Fatalf("buyer has %d numbers and %s left", buyer, b)
 		}
 		checkLedger(t, e)
 	})
