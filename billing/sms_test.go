@@ -109,11 +109,10 @@ func TestSendSMS(t *testing.T) {
 		if row.Dest != "79010000001" || row.Src != "79000000000" || row.Ext != "acme-79010000001" || row.Type != "out" || row.Status != 0 {
 			t.Fatalf("stored SMS: %+v", row)
 		}
-		var kind, ref string
+		var kind string
 		if err := d.Q().Get(context.Background(), &kind, `SELECT kind FROM ledger WHERE ref = ?`, "sms:"+id); err != nil || kind != KindSMS {
 			t.Fatalf("ledger row: %q %v", kind, err)
 		}
-		_ = ref
 
 		// Delivery: sent, then the carrier's report, seen by the sender only.
 		if a := e.ok(e.do(e.web, "deliveryReport", user("alice", "id", id))); a.Response != "SMS Sent" {
