@@ -79,29 +79,35 @@ func int64Args(ids []int64) []any {
 	return out
 }
 
+// usersOf is a subquery of the ids of u and, with all, of every user u manages by the
+// ownership rule (managedIDs in SQL, so an administrator's thousands of users never
+// become thousands of placeholders).
+func usersOf(u *User, all bool) (string, []any) {
+	if !all {
+		return `SELECT CAST(? AS BIGINT)`, []any{u.ID}
+	}
+	return `WITH RECURSIVE sub(id) AS (SELECT CAST(? AS BIGINT) UNION SELECT x.id FROM users x JOIN sub ON x.manager_id = sub.id)
+		SELECT id FROM sub UNION SELECT id FROM users WHERE ? >= 44 OR (? >= 33 AND accesslevel < ?)`,
+		[]any{u.ID, u.AccessLevel, u.AccessLevel, u.AccessLevel}
+}
+
 func (s *Service) getAliases(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {
 		return nil, err
 	}
 	q := s.DB.Q()
-	owners := []int64{u.ID}
-	var chain []int64
+	who, args := usersOf(u, r.Bool("all"))
+	where := `a.owner_id IN (` + who + `)`
 	if r.Bool("all") {
-		more, err := s.managedIDs(r.ctx, u, true)
+		chain, err := managerChain(r.ctx, q, u)
 		if err != nil {
 			return nil, err
 		}
-		owners = append(owners, more...)
-		if chain, err = managerChain(r.ctx, q, u); err != nil {
-			return nil, err
+		if len(chain) > 0 {
+			where = `(` + where + ` OR (a.global = 1 AND a.owner_id IN (` + inList(len(chain)) + `)))`
+			args = append(args, int64Args(chain)...)
 		}
-	}
-	where := `a.owner_id IN (` + inList(len(owners)) + `)`
-	args := int64Args(owners)
-	if len(chain) > 0 {
-		where = `(` + where + ` OR (a.global = 1 AND a.owner_id IN (` + inList(len(chain)) + `)))`
-		args = append(args, int64Args(chain)...)
 	}
 	var rows []Alias
 	if err := q.Select(r.ctx, &rows, aliasSelect+` WHERE `+where+` ORDER BY a.id`, args...); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"regexp"
+	"sync"
 	"testing"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -176,6 +177,57 @@ func TestPrepaidCodes(t *testing.T) {
 		info = e.ok(e.do(e.web, "getInfo", user("selfmade")))
 		if field(info, "manager") != "" || field(info, "accesslevel") != "10" || field(info, "balance") != "0" {
 			t.Fatalf("selfmade: %s", info.Body)
+		}
+		checkCodeMoney(t, e)
+	})
+}
+
+// TestPrepaidCodeRace: users racing to activate one code get its money once.
+func TestPrepaidCodeRace(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		names := []string{"r1", "r2", "r3", "r4"}
+		for _, n := range names {
+			e.register(admin(), n, 11)
+		}
+		for round := 0; round < 3; round++ {
+			code, _ := e.ok(e.do(e.web, "createPrepaidCode", admin("balance", "5"))).Response.(string)
+			codes := make(chan string, len(names))
+			var wg sync.WaitGroup
+			for _, n := range names {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					a := e.do(e.web, "activatePrepaidCode", user(n, "code", code))
+					if a.Result {
+						codes <- "OK"
+					} else {
+						codes <- a.code()
+					}
+				}()
+			}
+			wg.Wait()
+			close(codes)
+			won := 0
+			for c := range codes {
+				switch c {
+				case "OK":
+					won++
+				case apierr.DoesNotBelongToYou, apierr.CodeHasNoBalance:
+				default:
+					t.Errorf("round %d: %s", round, c)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("round %d: %d activations won", round, won)
+			}
+		}
+		total := money.Micro(0)
+		for _, n := range names {
+			b, _ := money.Parse(field(e.ok(e.do(e.web, "getInfo", user(n))), "balance"))
+			total += b
+		}
+		if total != 15*money.One {
+			t.Fatalf("the racers got %s in all, want 15", total)
 		}
 		checkCodeMoney(t, e)
 	})

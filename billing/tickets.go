@@ -268,14 +268,7 @@ func (s *Service) getTickets(r *Request) (any, error) {
 		return nil, apierr.New(apierr.InvalidArgument, "limit must be positive")
 	}
 	q := s.DB.Q()
-	ids := []int64{u.ID}
-	if r.Bool("all") {
-		more, err := s.managedIDs(r.ctx, u, true)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, more...)
-	}
+	who, whoArgs := usersOf(u, r.Bool("all"))
 	// Tickets assigned to the user: few rows carry an assignment, filtered here so a
 	// username's characters never act as LIKE wildcards.
 	var assigned []struct {
@@ -291,14 +284,13 @@ func (s *Service) getTickets(r *Request) (any, error) {
 			extra = append(extra, a.Ticket)
 		}
 	}
-	in := inList(len(ids))
-	args := append(int64Args(ids), int64Args(ids)...)
+	args := append(append([]any{}, whoArgs...), whoArgs...)
 	args = append(args, int64Args(extra)...)
 	args = append(args, limit)
 	var rows []TicketMsg
 	err = q.Select(r.ctx, &rows, ticketSelect+` WHERE t.id IN (SELECT MAX(id) FROM tickets WHERE ticket IN (
-			SELECT ticket FROM tickets WHERE sender_id IN (`+in+`)
-				OR recipient IN (SELECT username FROM users WHERE id IN (`+in+`))
+			SELECT ticket FROM tickets WHERE sender_id IN (`+who+`)
+				OR recipient IN (SELECT username FROM users WHERE id IN (`+who+`))
 				OR ticket IN (`+inList(len(extra))+`))
 			GROUP BY ticket)
 		ORDER BY t.id DESC LIMIT ?`, args...)
