@@ -24,7 +24,10 @@ import (
 //     "" or "%" any number; "_…" an Asterisk pattern (X 0-9, Z 1-9, N 2-9, [1-5] or [135]
 //     a set, "." one or more characters, "!" zero or more, anything else itself);
 //     otherwise the number itself, where "%" stands for any run of characters
-//     ("7495%" is a prefix).
+//     ("7495%" is a prefix);
+//     time: the time of the call in the DID owner's timezone: "[DAYS/]HH:MM-HH:MM" or
+//     "DAYS", DAYS a comma list of days or day ranges (mon-fri, sat,sun), the hours a
+//     half-open range that may cross midnight (22:00-06:00); "" any time.
 //   - condition/status: what the previous action ended with (Asterisk's DIALSTATUS
 //     or a SIP code). "" (none) runs whatever the status, also on a new call (no status);
 //     SUCCESS: ANSWER, 200; BUSY: BUSY, 486, 600; NOANSWER: NOANSWER, CANCEL, 408, 480,
@@ -80,6 +83,7 @@ var didSources = map[string][]string{
 	"any":       {""},
 	"anonymous": {""},
 	"number":    {"%", "74955555550", "7495%", "_7495XXXXXXX", "_X."},
+	"time":      {"mon-fri/09:00-18:00", "22:00-06:00", "sat,sun"},
 }
 
 var didConditions = map[string]bool{"": true, "SUCCESS": true, "UNSUCCESS": true, "BUSY": true, "NOANSWER": true,
@@ -99,7 +103,7 @@ func (s *Service) getFilters(r *Request) (any, error) {
 	if name := r.Str("resolver"); name != "" {
 		p, ok := didSources[name]
 		if !ok {
-			return nil, apierr.New(apierr.NotExist, "no source %q (any, anonymous, number)", name)
+			return nil, apierr.New(apierr.NotExist, "no source %q (any, anonymous, number, time)", name)
 		}
 		return map[string][]string{name: p}, nil
 	}
@@ -163,9 +167,15 @@ func compilePattern(p string) (*regexp.Regexp, error) {
 	return regexp.Compile(b.String())
 }
 
-// matches reports whether the rule runs for this caller and status.
-func (ru *didRule) matches(callerid, status, input string) bool {
+// matches reports whether the rule runs for this caller and status; local is the time
+// of the call in the DID owner's timezone (a UTC time shifted by it).
+func (ru *didRule) matches(callerid, status, input string, local time.Time) bool {
 	switch ru.Source {
+	case "time":
+		tp, err := parseTimePattern(ru.Pattern)
+		if err != nil || !tp.holds(local) {
+			return false
+		}
 	case "anonymous":
 		switch strings.ToLower(strings.TrimSpace(callerid)) {
 		case "", "anonymous", "unknown", "restricted":
@@ -231,7 +241,7 @@ func ruleFields(r *Request) ([]string, []any, error) {
 		switch f {
 		case "source":
 			if _, ok := didSources[v]; !ok && v != "" {
-				return nil, nil, apierr.New(apierr.InvalidArgument, "source: any, anonymous or number")
+				return nil, nil, apierr.New(apierr.InvalidArgument, "source: any, anonymous, number or time")
 			}
 		case "pattern", "input":
 			if _, err := compilePattern(v); err != nil {
@@ -263,6 +273,16 @@ func ruleFields(r *Request) ([]string, []any, error) {
 		set("timeout", r.Int("timeout"))
 	}
 	return cols, vals, nil
+}
+
+// checkSourcePattern checks a rule's pattern against its source: a time source needs a
+// time pattern (a number pattern is checked by ruleFields).
+func checkSourcePattern(source, pattern string) error {
+	if source == "time" {
+		_, err := parseTimePattern(pattern)
+		return err
+	}
+	return nil
 }
 
 // lockDIDRules takes the DID's row for update, so changes to its rules are serialised.
@@ -300,6 +320,9 @@ func (s *Service) addDIDRule(r *Request) (any, error) {
 	}
 	cols, vals, err := ruleFields(r)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSourcePattern(strings.TrimSpace(r.Str("source")), strings.TrimSpace(r.Str("pattern"))); err != nil {
 		return nil, err
 	}
 	return nil, s.DB.InTx(r.ctx, func(tx *db.Tx) error {
@@ -343,6 +366,16 @@ func (s *Service) updateDIDRule(r *Request) (any, error) {
 			return apierr.New(apierr.NotExist, "DID %s has no rule %d", d.DID, n)
 		}
 		ru := rules[n-1]
+		source, pattern := ru.Source, ru.Pattern
+		if r.Has("source") {
+			source = strings.TrimSpace(r.Str("source"))
+		}
+		if r.Has("pattern") {
+			pattern = strings.TrimSpace(r.Str("pattern"))
+		}
+		if err := checkSourcePattern(source, pattern); err != nil {
+			return err
+		}
 		if len(cols) > 0 {
 			if _, err := tx.Exec(r.ctx, `UPDATE did_rules SET `+strings.Join(cols, " = ?, ")+` = ? WHERE id = ?`, append(vals, ru.ID)...); err != nil {
 				return err
@@ -459,9 +492,14 @@ func (s *Service) resolveDIDRule(r *Request) (any, error) {
 	if err := q.Select(r.ctx, &rules, ruleSelect+` WHERE did = ? AND position >= ? ORDER BY position, id`, d.DID, from); err != nil {
 		return nil, err
 	}
+	owner, err := userByID(r.ctx, q, d.OwnerID.Int64)
+	if err != nil {
+		return nil, err
+	}
+	local := time.Now().UTC().Add(time.Duration(owner.Timezone * float64(time.Hour)))
 	for i := range rules {
 		ru := &rules[i]
-		if !ru.matches(r.Str("callerid"), r.Str("status"), r.Str("input")) {
+		if !ru.matches(r.Str("callerid"), r.Str("status"), r.Str("input"), local) {
 			continue
 		}
 		if ru.Position != from {
@@ -500,4 +538,89 @@ func (s *Service) resolveDIDRule(r *Request) (any, error) {
 			strconv.FormatInt(ru.Timeout, 10), ru.SMSAction, smsDest}, " "), nil
 	}
 	return "FIN", nil
+}
+
+// timePattern is a parsed pattern of the time source.
+type timePattern struct {
+	days     [7]bool // by time.Weekday
+	from, to int     // minutes of the day; from == to: the whole day
+}
+
+var weekdays = map[string]int{"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+
+func parseTimePattern(p string) (timePattern, error) {
+	tp := timePattern{}
+	bad := apierr.New(apierr.InvalidArgument, "pattern %q: want [DAYS/]HH:MM-HH:MM or DAYS (e.g. mon-fri/09:00-18:00)", p)
+	days, hours, ok := strings.Cut(strings.ToLower(p), "/")
+	if ok && (days == "" || hours == "") {
+		return tp, bad
+	}
+	if !ok {
+		days, hours = "", days
+		if !strings.Contains(hours, ":") {
+			days, hours = hours, ""
+		}
+	}
+	if days == "" {
+		for i := range tp.days {
+			tp.days[i] = true
+		}
+	} else {
+		for _, part := range strings.Split(days, ",") {
+			a, b, isRange := strings.Cut(part, "-")
+			from, ok1 := weekdays[a]
+			to, ok2 := weekdays[b]
+			if !isRange {
+				to, ok2 = from, ok1
+			}
+			if !ok1 || !ok2 {
+				return tp, bad
+			}
+			for d := from; ; d = (d + 1) % 7 {
+				tp.days[d] = true
+				if d == to {
+					break
+				}
+			}
+		}
+	}
+	if hours != "" {
+		a, b, ok := strings.Cut(hours, "-")
+		from, ok1 := dayMinute(a)
+		to, ok2 := dayMinute(b)
+		if !ok || !ok1 || !ok2 {
+			return tp, bad
+		}
+		tp.from, tp.to = from, to
+	}
+	return tp, nil
+}
+
+// dayMinute reads HH:MM (00:00 to 24:00).
+func dayMinute(s string) (int, bool) {
+	h, m, ok := strings.Cut(s, ":")
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if !ok || len(h) != 2 || len(m) != 2 || err1 != nil || err2 != nil || hh > 24 || mm > 59 || hh == 24 && mm > 0 {
+		return 0, false
+	}
+	return hh*60 + mm, true
+}
+
+// holds reports whether t (read as a wall clock) is inside the pattern. A range across
+// midnight belongs to the day it starts on.
+func (tp timePattern) holds(t time.Time) bool {
+	m := t.Hour()*60 + t.Minute()
+	day := int(t.Weekday())
+	switch {
+	case tp.from == tp.to:
+		return tp.days[day]
+	case tp.from < tp.to:
+		return tp.days[day] && m >= tp.from && m < tp.to
+	case m >= tp.from:
+		return tp.days[day]
+	case m < tp.to:
+		return tp.days[(day+6)%7]
+	}
+	return false
 }

@@ -3,7 +3,9 @@ package billing
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/narayana/narayanad/billing/apierr"
 )
@@ -105,6 +107,8 @@ func TestDIDRules(t *testing.T) {
 			{name: "bad action", method: "addDIDRule", params: did("action", "dance"), code: apierr.InvalidArgument},
 			{name: "bad sms action", method: "addDIDRule", params: did("sms_action", "fax"), code: apierr.InvalidArgument},
 			{name: "bad source", method: "addDIDRule", params: did("source", "weather"), code: apierr.InvalidArgument},
+			{name: "bad time", method: "addDIDRule", params: did("source", "time", "pattern", "9-18"), code: apierr.InvalidArgument},
+			{name: "bad day", method: "addDIDRule", params: did("source", "time", "pattern", "mon-fry"), code: apierr.InvalidArgument},
 			{name: "bad pattern", method: "addDIDRule", params: did("source", "number", "pattern", "_[12"), code: apierr.InvalidArgument},
 			{name: "bad policy", method: "addDIDRule", params: did("policy", "DROP"), code: apierr.InvalidArgument},
 			{name: "bad condition", method: "addDIDRule", params: did("condition", "SOMETIMES"), code: apierr.InvalidArgument},
@@ -175,6 +179,24 @@ func TestDIDRules(t *testing.T) {
 		}
 		e.ok(e.do(e.web, "updateDIDState", did("parameter", "enabled", "state", "true")))
 
+		// A time rule in front: the owner's timezone decides; every day but today never holds.
+		notToday := []string{}
+		for d, n := range []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"} {
+			if time.Weekday(d) != time.Now().UTC().Add(3*time.Hour).Weekday() {
+				notToday = append(notToday, n)
+			}
+		}
+		e.ok(e.do(e.web, "updateUser", user("corp", "user", "cust", "timezone", "3")))
+		e.ok(e.do(e.web, "addDIDRule", did("source", "time", "pattern", strings.Join(notToday, ","), "action", "hangup")))
+		if got := resolve("pbx-json", "callerid", "74951112233"); got != "SKIP 2" {
+			t.Errorf("a time rule for other days: %q", got)
+		}
+		e.ok(e.do(e.web, "updateDIDRule", did("rule", "1", "pattern", "mon-sun/00:00-00:00")))
+		if got := resolve("pbx-json", "callerid", "74951112233"); got != "OK ACCEPT 50001 hangup pbx1  TRANSIT 30  " {
+			t.Errorf("a time rule for every day: %q", got)
+		}
+		e.ok(e.do(e.web, "deleteDIDRule", did("rule", "1")))
+
 		// Moving and changing.
 		e.ok(e.do(e.web, "updateDIDRule", did("rule", "5", "pos", "1", "timeout", "15", "server", "pbx2")))
 		rules = didList(t, e.ok(e.do(e.web, "getDIDRules", did())))
@@ -190,6 +212,7 @@ func TestDIDRules(t *testing.T) {
 		e.fails(e.do(e.web, "updateDIDRule", did("rule", "9", "timeout", "1")), apierr.NotExist, 200)
 		e.fails(e.do(e.web, "updateDIDRule", did("rule", "1", "action", "dance")), apierr.InvalidArgument, 400)
 		e.fails(e.do(e.web, "updateDIDRule", did("pos", "1")), apierr.MissingArgument, 400)
+		e.fails(e.do(e.web, "updateDIDRule", did("rule", "2", "source", "time")), apierr.InvalidArgument, 400)
 
 		// Deleting by number and by pattern; numbers stay 1..n.
 		e.fails(e.do(e.web, "deleteDIDRule", did("rule", "-1")), apierr.MissingArgument, 400)
@@ -207,13 +230,13 @@ func TestDIDRules(t *testing.T) {
 		if v, _ := acts.Response.(map[string]any)["voice"].(map[string]any); v["playfile"] != "beep" {
 			t.Fatalf("getDIDActions: %s", acts.Body)
 		}
-		if got := e.ok(e.do(e.web, "getFilters", user("cust", "sources", "true"))).Response.([]any); len(got) != 3 {
+		if got := e.ok(e.do(e.web, "getFilters", user("cust", "sources", "true"))).Response.([]any); len(got) != 4 {
 			t.Fatalf("sources: %v", got)
 		}
 		if got := e.ok(e.do(e.web, "getFilters", user("cust", "resolver", "number"))).Response.(map[string]any); len(got) != 1 || got["number"] == nil {
 			t.Fatalf("number patterns: %v", got)
 		}
-		if got := e.ok(e.do(e.web, "getFilters", user("cust"))).Response.(map[string]any); len(got) != 3 {
+		if got := e.ok(e.do(e.web, "getFilters", user("cust"))).Response.(map[string]any); len(got) != 4 {
 			t.Fatalf("filters: %v", got)
 		}
 		e.fails(e.do(e.web, "getFilters", user("cust", "resolver", "weather")), apierr.NotExist, 200)
@@ -225,4 +248,41 @@ func TestDIDRules(t *testing.T) {
 			t.Fatalf("rules left: %d %v", n, err)
 		}
 	})
+}
+
+func TestDIDTimePatterns(t *testing.T) {
+	// 2026-11-23 is a Monday.
+	at := func(s string) time.Time { v, _ := time.Parse(timeLayout, s); return v }
+	for _, c := range []struct {
+		pattern, when string
+		want          bool
+	}{
+		{"", "2026-11-23 03:00:00", true},
+		{"mon-fri/09:00-18:00", "2026-11-23 09:00:00", true},
+		{"mon-fri/09:00-18:00", "2026-11-23 18:00:00", false},
+		{"mon-fri/09:00-18:00", "2026-11-22 10:00:00", false},
+		{"sat,sun", "2026-11-22 10:00:00", true},
+		{"sat,sun", "2026-11-23 10:00:00", false},
+		{"fri-mon", "2026-11-23 10:00:00", true},
+		{"fri-mon", "2026-11-24 10:00:00", false},
+		{"22:00-06:00", "2026-11-23 23:30:00", true},
+		{"22:00-06:00", "2026-11-23 05:59:00", true},
+		{"22:00-06:00", "2026-11-23 06:00:00", false},
+		{"fri/22:00-06:00", "2026-11-22 05:00:00", false},
+		{"sat/22:00-06:00", "2026-11-22 05:00:00", true},
+		{"MON/00:00-24:00", "2026-11-23 23:59:00", true},
+	} {
+		tp, err := parseTimePattern(c.pattern)
+		if err != nil {
+			t.Fatalf("%q: %v", c.pattern, err)
+		}
+		if got := tp.holds(at(c.when)); got != c.want {
+			t.Errorf("%q at %s = %v, want %v", c.pattern, c.when, got, c.want)
+		}
+	}
+	for _, bad := range []string{"9-18", "mon-fry", "25:00-26:00", "09:00", "mon/", "/09:00-10:00x", "09:60-10:00"} {
+		if _, err := parseTimePattern(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
 }
