@@ -283,6 +283,9 @@ func TestGenerateInvoice(t *testing.T) {
 			e.fails(e.do(e.web, "generateInvoice", bad), apierr.InvalidArgument, 400)
 		}
 		e.fails(e.do(e.web, "generateInvoice", user("alice", "invoice", "1")), apierr.MissingArgument, 400)
+		// Text outside Latin-1 and over-long service names still make a PDF.
+		e.ok(e.do(e.web, "updateAccount", admin("username", "alice", "billing_name", "Иван Петров 李")))
+		pdfOf(t, e, "generateInvoice", user("alice", "invoice", "7", "services", strings.Repeat("Звонки ", 40)+"@1@шт@1"))
 	})
 }
 
