@@ -136,7 +136,8 @@ func (s *Service) loadRating(ctx context.Context) (*rating.Snapshot, error) {
 		Prefix  string `db:"prefix"`
 		Enabled int    `db:"enabled"`
 	}
-	if err := s.DB.Q().Select(ctx, &routes, `SELECT id, name, prefix, enabled FROM routes`); err != nil {
+	// Calls never take an SMS route: an entry on one is skipped like a disabled route.
+	if err := s.DB.Q().Select(ctx, &routes, `SELECT id, name, prefix, enabled FROM routes WHERE type <> 'sms'`); err != nil {
 		return nil, err
 	}
 	for _, r := range routes {
