@@ -688,11 +688,14 @@ func (s *Service) getDIDPool(r *Request) (any, error) {
 			}
 		}
 		if p.Provider == providerLocal {
+			// search_pattern is a part of the number: LIKE's own wildcards match nothing.
 			var nums []string
-			err := q.Select(r.ctx, &nums, `SELECT did FROM dids WHERE pool_id = ? AND owner_id IS NULL AND enabled = 1
-				AND did LIKE ? ORDER BY did LIMIT ?`, p.ID, "%"+likeEscape(didNumber(search))+"%", p.Quantity)
-			if err != nil {
-				return nil, err
+			if needle := didNumber(search); !strings.ContainsAny(needle, `%_\`) {
+				err := q.Select(r.ctx, &nums, `SELECT did FROM dids WHERE pool_id = ? AND owner_id IS NULL AND enabled = 1
+					AND did LIKE ? ORDER BY did LIMIT ?`, p.ID, "%"+needle+"%", p.Quantity)
+				if err != nil {
+					return nil, err
+				}
 			}
 			// Local numbers are voice numbers: SMS needs a carrier behind them.
 			for _, n := range nums {
@@ -746,15 +749,6 @@ func handlerText(v any) string {
 		return strconv.FormatBool(x)
 	}
 	return ""
-}
-
-// likeEscape keeps a search text literal inside LIKE (both dialects: ESCAPE is not
-// needed because DIDs are digits; anything else simply matches nothing).
-func likeEscape(s string) string {
-	if strings.ContainsAny(s, `%_\`) {
-		return "\x00"
-	}
-	return s
 }
 
 // orderDID(1) buys a number from a pool for the user: installcost plus the first month

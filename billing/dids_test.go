@@ -79,6 +79,11 @@ func TestDIDPoolsAndOrder(t *testing.T) {
 			t.Fatalf("search: %v", nums)
 		}
 
+		for _, pat := range []string{"%", "_", `\`} {
+			if got := didList(t, e.ok(e.do(e.web, "getDIDPool", user("cust", "country", "Russia", "area", "Moscow", "search_pattern", pat)))); len(got) != 0 {
+				t.Fatalf("search %q: %v", pat, got)
+			}
+		}
 		// Ordering: 10 installation + 60 first month.
 		e.fails(e.do(e.web, "orderDID", user("cust", "pool_id", "1", "did", "74950000009")), apierr.DIDOrderFail, 200)
 		e.fails(e.do(e.web, "orderDID", user("cust", "pool_id", "4", "did", "74950000001")), apierr.NotExist, 200)
