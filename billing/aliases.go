@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -291,4 +292,44 @@ func (s *Service) deleteAlias(r *Request) (any, error) {
 	}
 	_, err = s.DB.Q().Exec(r.ctx, `DELETE FROM aliases WHERE id = ?`, a.ID)
 	return nil, err
+}
+
+// aliasTarget is the destination an alias stands for when u dials it from ext: the
+// user's alias for that SIP account first, then the user's own for all accounts, then the
+// global alias of the nearest manager. ok is false when dialled is no alias.
+func (s *Service) aliasTarget(ctx context.Context, u *User, ext, dialled string) (string, bool, error) {
+	key := "alias\x00" + strconv.FormatInt(u.ID, 10) + "\x00" + ext + "\x00" + dialled
+	v, err := s.Gate.Directory.Remember(key, func() (any, error) {
+		q := s.DB.Q()
+		var own []Alias
+		if err := q.Select(ctx, &own, aliasSelect+` WHERE a.owner_id = ? AND a.alias = ? AND (a.extension = '' OR a.extension = ?)
+			ORDER BY a.extension DESC`, u.ID, dialled, ext); err != nil {
+			return nil, err
+		}
+		if len(own) > 0 {
+			return own[0].Destination, nil
+		}
+		chain, err := managerChain(ctx, q, u)
+		if err != nil || len(chain) == 0 {
+			return "", err
+		}
+		var global []Alias
+		if err := q.Select(ctx, &global, aliasSelect+` WHERE a.global = 1 AND a.alias = ? AND a.owner_id IN (`+inList(len(chain))+`)`,
+			append([]any{dialled}, int64Args(chain)...)...); err != nil {
+			return nil, err
+		}
+		for _, m := range chain { // nearest manager first
+			for _, g := range global {
+				if g.OwnerID == m {
+					return g.Destination, nil
+				}
+			}
+		}
+		return "", nil
+	})
+	if err != nil {
+		return "", false, err
+	}
+	to := v.(string)
+	return to, to != "", nil
 }

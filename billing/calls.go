@@ -254,13 +254,24 @@ func isDIDArg(r *Request) string {
 }
 
 // callArgs is what callPrepare and callFinish both start from: who calls, the
-// normalised destination and the priority.
+// destination (an alias replaced by what it stands for, then normalised) and the
+// priority.
 func (s *Service) callArgs(r *Request) (*callParty, string, int, error) {
 	p, err := s.callParty(r)
 	if err != nil {
 		return nil, "", 0, err
 	}
-	dest, err := callNumber(r.Str("destination"))
+	dialled := strings.TrimSpace(r.Str("destination"))
+	ext := ""
+	if p.ext != nil {
+		ext = p.ext.Extension
+	}
+	if to, ok, err := s.aliasTarget(r.ctx, p.user, ext, dialled); err != nil {
+		return nil, "", 0, err
+	} else if ok {
+		dialled = to // a personal short number
+	}
+	dest, err := callNumber(dialled)
 	if err != nil {
 		return nil, "", 0, err
 	}

@@ -14,9 +14,6 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
-// KindInvoice is the ledger kind of a paid invoice's credit.
-const KindInvoice = "invoice"
-
 // Invoice statuses (the reference leaves them open).
 const (
 	InvoiceUnpaid   = 0 // created, waiting for the payment

@@ -16,6 +16,11 @@ const (
 	KindFee      = "fee"      // a transfer's fee
 	KindManual   = "manual"   // updateAccount's balance
 	KindCall     = "call"     // callFinish
+	KindDID      = "did"      // a DID's order or monthly rent
+	KindInvoice  = "invoice"  // a paid invoice's credit
+	KindPrepaid  = "prepaid"  // money moving into or out of a prepaid code
+	KindSMS      = "sms"      // sendSMS
+	KindVoice    = "voice"    // sendVoiceMessage
 )
 
 // post changes an account's balance by amount and writes the ledger row for it, inside tx:

@@ -10,9 +10,6 @@ import (
 	"github.com/narayana/narayanad/db"
 )
 
-// KindDID is the ledger kind of a DID's monthly rent.
-const KindDID = "did"
-
 // maxRenewPeriods bounds the months one run catches up on for a DID whose expiration
 // lies far back (maintenance did not run for a long time).
 const maxRenewPeriods = 24

@@ -60,9 +60,6 @@ import (
 //   - getPrepaidCodes lists the codes the user created; with all, administrators (33+) see
 //     every code. active=true lists the codes not yet activated.
 
-// KindPrepaid is the ledger kind of money moving into or out of a prepaid code.
-const KindPrepaid = "prepaid"
-
 const levelNewUser = 10
 
 // PrepaidCode is a prepaid_codes row.

@@ -30,12 +30,6 @@ const (
 	smsRead        = 1
 )
 
-// Ledger kinds of messages.
-const (
-	KindSMS   = "sms"   // sendSMS
-	KindVoice = "voice" // sendVoiceMessage
-)
-
 // maxSMSText bounds a message: ten concatenated 160-character parts.
 const maxSMSText = 1600
 

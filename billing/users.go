@@ -63,7 +63,7 @@ func (s *Service) userView(ctx context.Context, r *Request, u *User) (map[string
 		v["comment"] = u.Comment
 	}
 	var unread int
-	if err := s.DB.Q().Get(ctx, &unread, `SELECT count(*) FROM tickets WHERE recipient = ? AND status = 1`, u.Username); err != nil {
+	if err := s.DB.Q().Get(ctx, &unread, `SELECT count(DISTINCT ticket) FROM tickets WHERE recipient = ? AND status = 1`, u.Username); err != nil {
 		return nil, nil, err
 	}
 	v["unread_tickets"] = unread
