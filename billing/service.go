@@ -21,7 +21,8 @@ type Service struct {
 
 	rt ratingRuntime // rating snapshot and call-processing background work (rating_load.go)
 
-	ext extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
+	ext  extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
+	pins pinGuard // wrong msgCallback PINs per SIP account (sms.go)
 }
 
 // New wires a Service over an open, migrated database.

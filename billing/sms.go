@@ -605,12 +605,11 @@ const (
 	pinWindow   = 15 * time.Minute
 )
 
+// pinGuard counts wrong PINs per SIP account; its zero value is ready (a Service holds one).
 type pinGuard struct {
 	mu    sync.Mutex
 	fails map[string][]time.Time
 }
-
-var pinFailures = &pinGuard{fails: map[string][]time.Time{}}
 
 // recent drops the failures older than the window; the caller holds mu.
 func (g *pinGuard) recent(key string, now time.Time) []time.Time {
@@ -637,6 +636,9 @@ func (g *pinGuard) blocked(key string, now time.Time) bool {
 func (g *pinGuard) fail(key string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.fails == nil {
+		g.fails = map[string][]time.Time{}
+	}
 	g.fails[key] = append(g.recent(key, now), now)
 }
 
@@ -688,20 +690,20 @@ func (s *Service) msgCallback(r *Request) (any, error) {
 	if e != nil && e.DISAPin != "" {
 		want = e.DISAPin
 	}
-	guard := fmt.Sprintf("%p/%s", s, ext)
+	guard := ext
 	now := time.Now()
-	if e != nil && pinFailures.blocked(guard, now) {
+	if e != nil && s.pins.blocked(guard, now) {
 		s.Log.Warn("msgCallback: refused, too many wrong PINs", "extension", ext, "msisdn", r.Str("msisdn"), "remote", r.Remote)
 		return nil, apierr.New(apierr.AuthFailed, "wrong SIP account or PIN")
 	}
 	if subtle.ConstantTimeCompare([]byte(want), []byte(pin)) != 1 {
 		if e != nil {
-			pinFailures.fail(guard, now)
+			s.pins.fail(guard, now)
 		}
 		s.Log.Warn("msgCallback: refused", "extension", ext, "msisdn", r.Str("msisdn"), "to", r.Str("to"), "remote", r.Remote)
 		return nil, apierr.New(apierr.AuthFailed, "wrong SIP account or PIN")
 	}
-	pinFailures.reset(guard)
+	s.pins.reset(guard)
 	owner, err := userByID(r.ctx, s.DB.Q(), e.UserID)
 	if err != nil {
 		return nil, err
