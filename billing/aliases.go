@@ -296,40 +296,49 @@ func (s *Service) deleteAlias(r *Request) (any, error) {
 
 // aliasTarget is the destination an alias stands for when u dials it from ext: the
 // user's alias for that SIP account first, then the user's own for all accounts, then the
-// global alias of the nearest manager. ok is false when dialled is no alias.
+// global alias of the nearest manager. ok is false when dialled is no alias. The aliases
+// that apply to (u, ext) are cached as one table, not one answer per dialled number.
 func (s *Service) aliasTarget(ctx context.Context, u *User, ext, dialled string) (string, bool, error) {
-	key := "alias\x00" + strconv.FormatInt(u.ID, 10) + "\x00" + ext + "\x00" + dialled
-	v, err := s.Gate.Directory.Remember(key, func() (any, error) {
-		q := s.DB.Q()
-		var own []Alias
-		if err := q.Select(ctx, &own, aliasSelect+` WHERE a.owner_id = ? AND a.alias = ? AND (a.extension = '' OR a.extension = ?)
-			ORDER BY a.extension DESC`, u.ID, dialled, ext); err != nil {
-			return nil, err
-		}
-		if len(own) > 0 {
-			return own[0].Destination, nil
-		}
-		chain, err := managerChain(ctx, q, u)
-		if err != nil || len(chain) == 0 {
-			return "", err
-		}
-		var global []Alias
-		if err := q.Select(ctx, &global, aliasSelect+` WHERE a.global = 1 AND a.alias = ? AND a.owner_id IN (`+inList(len(chain))+`)`,
-			append([]any{dialled}, int64Args(chain)...)...); err != nil {
-			return nil, err
-		}
-		for _, m := range chain { // nearest manager first
-			for _, g := range global {
-				if g.OwnerID == m {
-					return g.Destination, nil
-				}
-			}
-		}
-		return "", nil
-	})
+	key := "aliases\x00" + strconv.FormatInt(u.ID, 10) + "\x00" + ext
+	v, err := s.Gate.Directory.Remember(key, func() (any, error) { return s.aliasesFor(ctx, u, ext) })
 	if err != nil {
 		return "", false, err
 	}
-	to := v.(string)
-	return to, to != "", nil
+	to, ok := v.(map[string]string)[dialled]
+	return to, ok, nil
+}
+
+// aliasesFor maps every alias u may dial from ext to its destination, the nearer one
+// winning: managers' globals from the farthest to the nearest, then the user's own for
+// all accounts, then those for ext.
+func (s *Service) aliasesFor(ctx context.Context, u *User, ext string) (map[string]string, error) {
+	q := s.DB.Q()
+	out := map[string]string{}
+	chain, err := managerChain(ctx, q, u)
+	if err != nil {
+		return nil, err
+	}
+	if len(chain) > 0 {
+		var global []Alias
+		if err := q.Select(ctx, &global, aliasSelect+` WHERE a.global = 1 AND a.owner_id IN (`+inList(len(chain))+`)`,
+			int64Args(chain)...); err != nil {
+			return nil, err
+		}
+		for i := len(chain) - 1; i >= 0; i-- { // farthest first, so the nearest overwrites
+			for _, g := range global {
+				if g.OwnerID == chain[i] {
+					out[g.Alias] = g.Destination
+				}
+			}
+		}
+	}
+	var own []Alias
+	if err := q.Select(ctx, &own, aliasSelect+` WHERE a.owner_id = ? AND (a.extension = '' OR a.extension = ?)
+		ORDER BY a.extension`, u.ID, ext); err != nil {
+		return nil, err
+	}
+	for _, a := range own { // '' sorts first: the SIP account's own alias overwrites
+		out[a.Alias] = a.Destination
+	}
+	return out, nil
 }

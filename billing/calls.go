@@ -116,6 +116,14 @@ func (p *callParty) caps(s *Service) rating.Caps {
 	return c
 }
 
+// extension is the calling SIP account's number, "" when the user has none.
+func (p *callParty) extension() string {
+	if p.ext == nil {
+		return ""
+	}
+	return p.ext.Extension
+}
+
 func (p *callParty) pitch() int {
 	if p.ext == nil {
 		return -1
@@ -227,16 +235,25 @@ func callPrior(r *Request) (int, error) {
 }
 
 // isExtension reports whether number is an extension of this system (an internal call).
+// The set of all extension numbers is cached, not one answer per dialled number: those
+// are as many as the numbers people call.
 func (s *Service) isExtension(ctx context.Context, number string) (bool, error) {
-	v, err := s.Gate.Directory.Remember("call.isext\x00"+number, func() (any, error) {
-		var n int
-		err := s.DB.Q().Get(ctx, &n, `SELECT COUNT(*) FROM extensions WHERE extension = ?`, number)
-		return n > 0, err
+	v, err := s.Gate.Directory.Remember("call.extensions", func() (any, error) {
+		var all []string
+		if err := s.DB.Q().Select(ctx, &all, `SELECT extension FROM extensions`); err != nil {
+			return nil, err
+		}
+		set := make(map[string]struct{}, len(all))
+		for _, e := range all {
+			set[e] = struct{}{}
+		}
+		return set, nil
 	})
 	if err != nil {
 		return false, err
 	}
-	return v.(bool), nil
+	_, ok := v.(map[string]struct{})[number]
+	return ok, nil
 }
 
 // isDIDArg is the DID a call came in on: callFinish's is_did, callPrepare's from_originate
@@ -262,11 +279,7 @@ func (s *Service) callArgs(r *Request) (*callParty, string, int, error) {
 		return nil, "", 0, err
 	}
 	dialled := strings.TrimSpace(r.Str("destination"))
-	ext := ""
-	if p.ext != nil {
-		ext = p.ext.Extension
-	}
-	if to, ok, err := s.aliasTarget(r.ctx, p.user, ext, dialled); err != nil {
+	if to, ok, err := s.aliasTarget(r.ctx, p.user, p.extension(), dialled); err != nil {
 		return nil, "", 0, err
 	} else if ok {
 		dialled = to // a personal short number
@@ -338,9 +351,7 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 			return err
 		}
 		a := accs[u.AccountID]
-		var held money.Micro
-		err = tx.Get(ctx, &held, `SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE account_id = ? AND expires_at >= ?
-			AND NOT (uniqueid IS NOT NULL AND uniqueid = ? AND prior = ?)`, u.AccountID, now, uid, prior)
+		held, err := reservedBesides(ctx, tx, u.AccountID, uid, prior)
 		if err != nil {
 			return err
 		}
@@ -352,16 +363,12 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 			}
 			return err
 		}
-		ext := ""
-		if p.ext != nil {
-			ext = p.ext.Extension
-		}
 		_, err = tx.Exec(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
 			amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (uniqueid, prior) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
 			extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
 			max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at`,
-			u.AccountID, u.ID, ext, nullStr(uid), dest, prior, amount, secs, now,
+			u.AccountID, u.ID, p.extension(), nullStr(uid), dest, prior, amount, secs, now,
 			now+int64(secs)+int64(s.Config.ReservationGrace/time.Second))
 		return err
 	})
@@ -471,10 +478,6 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	cid, status := p.callerID(r), noSpaces(r.Str("status"))
 	line := strings.TrimSuffix(fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route, secs,
 		x.fromSystem(cost).Format(4), x.user.Code, status), " ")
-	ext := ""
-	if p.ext != nil {
-		ext = p.ext.Extension
-	}
 	err = s.DB.InTxBatch(ctx, func(tx *db.Tx) error {
 		// Settle the reservation: the call's own, else the oldest for this destination.
 		// (post's UPDATE takes the account's row lock; nothing here reads the balance.)
@@ -495,7 +498,7 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		id, err := tx.Insert(ctx, `INSERT INTO call_log (user_id, account_id, username, extension, callerid, destination,
 			direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.ID, u.AccountID, u.Username, ext, cid, dest, direction, route, secs, billed, cost, status,
+			u.ID, u.AccountID, u.Username, p.extension(), cid, dest, direction, route, secs, billed, cost, status,
 			nullStr(uid), prior, did, line, debug, time.Now().Unix())
 		if err != nil {
 			return err

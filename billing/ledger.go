@@ -41,9 +41,15 @@ func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kin
 // reserved is the money held by the account's open calls. A reservation past its expiry
 // holds nothing even before the background sweep deletes (and logs) it.
 func reserved(ctx context.Context, q db.Queryer, account int64) (money.Micro, error) {
+	return reservedBesides(ctx, q, account, "", 0)
+}
+
+// reservedBesides is reserved less the reservation of one call (uniqueid and prior): a
+// retried callPrepare replaces its own. An empty uniqueid leaves nothing out.
+func reservedBesides(ctx context.Context, q db.Queryer, account int64, uniqueid string, prior int) (money.Micro, error) {
 	var m money.Micro
-	err := q.Get(ctx, &m, `SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE account_id = ? AND expires_at >= ?`,
-		account, time.Now().Unix())
+	err := q.Get(ctx, &m, `SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE account_id = ? AND expires_at >= ?
+		AND NOT (uniqueid IS NOT NULL AND uniqueid = ? AND prior = ?)`, account, time.Now().Unix(), uniqueid, prior)
 	return m, err
 }
 
