@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/narayana/narayanad/billing/apierr"
 	"github.com/narayana/narayanad/billing/money"
@@ -125,8 +126,9 @@ func (rt *Route) view(showSecret bool, tz float64) map[string]any {
 }
 
 // getRoutes lists the caller's routes and the system routes; with all, also the routes of
-// the users they manage. type=default means voice routes (type sip). update is accepted,
-// but no balance handler is built in: the stored balance is shown.
+// the users they manage. type=default means voice routes (type sip). With update, the
+// routes the caller manages that name a balance handler ask it (a Lua route_balance
+// handler) for the carrier's balance first.
 func (s *Service) getRoutes(r *Request) (any, error) {
 	actor, err := r.Actor()
 	if err != nil {
@@ -159,6 +161,9 @@ func (s *Service) getRoutes(r *Request) (any, error) {
 		case mine && r.Bool("all"):
 		default:
 			continue
+		}
+		if r.Bool("update") && mine {
+			s.refreshRouteBalance(r.ctx, rt)
 		}
 		out = append(out, rt.view(mine, actor.Timezone))
 	}
@@ -311,4 +316,35 @@ func (s *Service) deleteRoute(r *Request) (any, error) {
 		}
 		return err
 	})
+}
+
+// refreshRouteBalance asks the route's balance handler (a Lua route_balance handler named
+// by balance_handler) for the carrier's balance and stores it with the time. A handler
+// that is missing or fails leaves the stored balance, and is logged: the listing must
+// not fail because a carrier's site is down. The handler answers a number of micro-units
+// or a decimal string, as payment handlers do.
+func (s *Service) refreshRouteBalance(ctx context.Context, rt *Route) {
+	if rt.BalanceHandler == "" || !s.hasHandler("route_balance", rt.BalanceHandler) {
+		return
+	}
+	v, err := s.ext.scripts.CallHandler(ctx, "route_balance", rt.BalanceHandler, map[string]any{
+		"route": rt.Name, "host": rt.Host, "username": rt.BalanceUsername, "password": rt.BalancePassword})
+	if err != nil {
+		s.Log.Warn("route balance handler failed", "route", rt.ID, "handler", rt.BalanceHandler, "err", err)
+		return
+	}
+	if m, ok := v.(map[string]any); ok {
+		v = m["balance"]
+	}
+	balance, ok := handlerMoney(v)
+	if !ok {
+		s.Log.Warn("route balance handler answered no amount", "route", rt.ID, "handler", rt.BalanceHandler)
+		return
+	}
+	now := time.Now().Unix()
+	if _, err := s.DB.Q().Exec(ctx, `UPDATE routes SET balance = ?, lastupdate = ? WHERE id = ?`, balance, now, rt.ID); err != nil {
+		s.Log.Warn("route balance not stored", "route", rt.ID, "err", err)
+		return
+	}
+	rt.Balance, rt.LastUpdate = balance, now
 }

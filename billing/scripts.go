@@ -371,6 +371,20 @@ func (s *Service) createTTS(r *Request) (any, error) {
 	return Raw{ContentType: "audio/wav", Body: wav}, nil
 }
 
+// hasHandler reports whether a script registered the named handler of a kind.
+func (s *Service) hasHandler(kind, name string) bool {
+	rt := s.ext.scripts
+	if rt == nil {
+		return false
+	}
+	for _, h := range rt.Handlers(kind) {
+		if h == name {
+			return true
+		}
+	}
+	return false
+}
+
 // hooked reports whether a script registered the hook, so callers build its input only
 // then.
 func (s *Service) hooked(name string) bool {
