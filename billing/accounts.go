@@ -88,11 +88,7 @@ func (s *Service) manageableAccount(r *Request, account int64) (int64, error) {
 }
 
 func (s *Service) accountView(r *Request, a *Account, users []string) (map[string]any, error) {
-	actor, err := r.Actor()
-	if err != nil {
-		return nil, err
-	}
-	x, err := s.exchange(r.ctx, actor.Currency)
+	_, x, err := s.viewer(r)
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,17 @@ func (s *Service) currency(ctx context.Context, code string) (*Currency, error) 
 	return v.(*Currency), nil
 }
 
+// viewer is the user making the call and the exchange into their currency: display*
+// fields are in the asking user's currency (DECISIONS §4).
+func (s *Service) viewer(r *Request) (*User, exchange, error) {
+	actor, err := r.Actor()
+	if err != nil {
+		return nil, exchange{}, err
+	}
+	x, err := s.exchange(r.ctx, actor.Currency)
+	return actor, x, err
+}
+
 // display is an amount of the system currency shown in the user's, rounded to cents.
 func (x exchange) display(m money.Micro) money.Micro {
 	return money.Convert(m, x.system.EURCourse, x.user.EURCourse).Round(2)

@@ -146,11 +146,7 @@ func (s *Service) updateDIDState(r *Request) (any, error) {
 // getDIDList(1): the user's DIDs (own=true) or every DID the caller manages (own=false,
 // for administrators also the unowned stock), sorted by expiration, cost or number.
 func (s *Service) getDIDList(r *Request) (any, error) {
-	actor, err := r.Actor()
-	if err != nil {
-		return nil, err
-	}
-	x, err := s.exchange(r.ctx, actor.Currency)
+	_, x, err := s.viewer(r)
 	if err != nil {
 		return nil, err
 	}
@@ -558,11 +554,7 @@ func (s *Service) updateDIDPool(r *Request) (any, error) {
 }
 
 func (s *Service) getDIDPools(r *Request) (any, error) {
-	actor, err := r.Actor()
-	if err != nil {
-		return nil, err
-	}
-	x, err := s.exchange(r.ctx, actor.Currency)
+	_, x, err := s.viewer(r)
 	if err != nil {
 		return nil, err
 	}
@@ -578,11 +570,7 @@ func (s *Service) getDIDPools(r *Request) (any, error) {
 }
 
 func (s *Service) getDIDPoolInfo(r *Request) (any, error) {
-	actor, err := r.Actor()
-	if err != nil {
-		return nil, err
-	}
-	x, err := s.exchange(r.ctx, actor.Currency)
+	_, x, err := s.viewer(r)
 	if err != nil {
 		return nil, err
 	}
@@ -663,11 +651,7 @@ func (s *Service) getDIDPool(r *Request) (any, error) {
 		}
 		return out, err
 	}
-	actor, err := r.Actor()
-	if err != nil {
-		return nil, err
-	}
-	x, err := s.exchange(r.ctx, actor.Currency)
+	_, x, err := s.viewer(r)
 	if err != nil {
 		return nil, err
 	}
