@@ -25,6 +25,7 @@ type Config struct {
 	Currency         string
 	DefaultLanguage  string
 	PasswordCost     int
+	RegisterPerHour  int // registerRequest codes one address may create an hour
 	CallbackContext  string
 	ReservationGrace time.Duration
 	ScriptsDir       string
@@ -109,6 +110,7 @@ var Options = []Option{
 		return nil
 	}},
 	{Name: "default_language", Default: "english", Help: "language of users registered without one", set: str(func(c *Config) *string { return &c.DefaultLanguage })},
+	{Name: "register_per_hour", Default: "20", Help: "invite codes one address may create with registerRequest an hour (0: no limit)", set: integer(0, 1_000_000, func(c *Config) *int { return &c.RegisterPerHour })},
 	{Name: "password_cost", Default: "10", Help: "bcrypt cost of stored password hashes", set: integer(4, 31, func(c *Config) *int { return &c.PasswordCost })},
 	{Name: "callback_context", Default: "callback", Help: "dialplan context createCallback originates into", set: str(func(c *Config) *string { return &c.CallbackContext })},
 	{Name: "reservation_grace", Default: "5m", Help: "how long past its MaxCallTime an unsettled reservation is kept", set: duration(func(c *Config) *time.Duration { return &c.ReservationGrace })},

@@ -156,6 +156,10 @@ func (s *Service) registerRequest(r *Request) (any, error) {
 			code = old[0]
 			return nil
 		}
+		// Anyone with a client key may ask, so one address creates only so many codes.
+		if !s.registrations.Allow(r.Remote.String(), time.Now()) {
+			return apierr.New(apierr.InviteLimitReached, "too many registration requests from %s; try again later", r.Remote)
+		}
 		var err error
 		if code, err = newCode(r.ctx, tx); err != nil {
 			return err

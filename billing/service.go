@@ -5,6 +5,7 @@ package billing
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
@@ -23,6 +24,8 @@ type Service struct {
 
 	ext  extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
 	pins pinGuard // wrong msgCallback PINs per SIP account (sms.go)
+	// registrations limits the invite codes one address creates with registerRequest.
+	registrations keys.Limiter
 }
 
 // New wires a Service over an open, migrated database.
@@ -50,6 +53,7 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 		},
 		Methods: Table{},
 	}
+	s.registrations = keys.Limiter{Max: cfg.RegisterPerHour, Window: time.Hour}
 	s.declareMethods()
 	return s
 }

@@ -3,6 +3,7 @@ package keys
 import (
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestSource(t *testing.T) {
@@ -54,5 +55,19 @@ func TestPasswordsCache(t *testing.T) {
 	h2, _ := p.Hash("00000000000000000000000000000000")
 	if p.Verify(1, h2, "5f4dcc3b5aa765d61d8327deb882cf99") {
 		t.Fatal("the cache outlived a password change")
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	l := &Limiter{Max: 2, Window: time.Minute}
+	t0 := time.Unix(1000, 0)
+	if !l.Allow("a", t0) || !l.Allow("a", t0.Add(time.Second)) || l.Allow("a", t0.Add(2*time.Second)) {
+		t.Fatal("the third event within the window was allowed")
+	}
+	if !l.Allow("b", t0) {
+		t.Fatal("another key was limited")
+	}
+	if !l.Allow("a", t0.Add(61*time.Second)) {
+		t.Fatal("an event after the window was refused")
 	}
 }
