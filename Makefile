@@ -4,7 +4,8 @@ GO            ?= go
 BIN           := bin/narayanad
 DEMO_DB       ?= sqlite:demo.db
 LISTEN        ?= 127.0.0.1:8080
-PG_TEST_DSN   ?= postgres://narayana:narayana@127.0.0.1:5432/narayana_test?sslmode=disable
+PG_TEST_DSN_DEFAULT := postgres://narayana:narayana@127.0.0.1:5432/narayana_test?sslmode=disable
+PG_TEST_DSN   ?= $(PG_TEST_DSN_DEFAULT)
 VERSION       := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: build run test test-pg-setup lint bench clean
@@ -16,9 +17,10 @@ run: build
 	$(BIN) demo --db $(DEMO_DB) --listen $(LISTEN)
 	$(BIN) serve --db $(DEMO_DB) --listen $(LISTEN)
 
-# Every storage test runs on both databases: PostgreSQL must be reachable at PG_TEST_DSN
-# (`make test-pg-setup` starts the machine's cluster and creates the role and database).
-test:
+# Every storage test runs on both databases. With the default PG_TEST_DSN, `make test`
+# first starts the machine's PostgreSQL cluster and creates the role and database
+# (.ci/postgres, idempotent, needs root); set PG_TEST_DSN to use another server.
+test: $(if $(filter $(PG_TEST_DSN_DEFAULT),$(PG_TEST_DSN)),test-pg-setup)
 	NARAYANA_TEST_POSTGRES='$(PG_TEST_DSN)' $(GO) test -race -count=1 ./...
 
 test-pg-setup:
