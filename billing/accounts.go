@@ -347,11 +347,11 @@ func (s *Service) transferMoney(r *Request) (any, error) {
 			}
 		}
 		if !issuer {
-			held, err := reserved(r.ctx, tx, from)
+			avail, err := spendable(r.ctx, tx, acc[from], "", 0)
 			if err != nil {
 				return err
 			}
-			if acc[from].Balance+acc[from].Overdraft-held-sys-fee < 0 {
+			if avail-sys-fee < 0 {
 				return apierr.New(apierr.InsufficientMoney, "account %d cannot pay %s %s", from, amount, sender.Currency)
 			}
 		}

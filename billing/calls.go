@@ -350,13 +350,12 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		if err != nil {
 			return err
 		}
-		a := accs[u.AccountID]
-		held, err := reservedBesides(ctx, tx, u.AccountID, uid, prior)
+		available, err := spendable(ctx, tx, accs[u.AccountID], uid, prior)
 		if err != nil {
 			return err
 		}
 		var amount money.Micro
-		secs, amount, granted = q.Price.MaxCallTime(a.Balance+a.Overdraft-held, caps)
+		secs, amount, granted = q.Price.MaxCallTime(available, caps)
 		if !granted {
 			if uid != "" {
 				_, err = tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior)

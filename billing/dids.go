@@ -378,11 +378,11 @@ func chargeDID(ctx context.Context, tx *db.Tx, account int64, amount money.Micro
 	if amount <= 0 {
 		return nil // nothing to pay, no ledger row
 	}
-	held, err := reserved(ctx, tx, account)
+	avail, err := spendable(ctx, tx, a, "", 0)
 	if err != nil {
 		return err
 	}
-	if a.Balance+a.Overdraft-held < amount {
+	if avail < amount {
 		return apierr.New(apierr.InsufficientMoney, "account %d cannot pay %s", account, amount)
 	}
 	_, err = post(ctx, tx, account, -amount, KindDID, "did:"+number, comment, by)

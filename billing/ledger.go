@@ -53,6 +53,14 @@ func reservedBesides(ctx context.Context, q db.Queryer, account int64, uniqueid 
 	return m, err
 }
 
+// spendable is what an account locked in tx can still spend: balance + overdraft less
+// the reservations of its open calls, but the one of call uniqueid/prior when given (a
+// retried callPrepare replaces its own).
+func spendable(ctx context.Context, tx *db.Tx, a *Account, uniqueid string, prior int) (money.Micro, error) {
+	held, err := reservedBesides(ctx, tx, a.Number, uniqueid, prior)
+	return a.Balance + a.Overdraft - held, err
+}
+
 // lockAccounts takes the accounts' rows for update in id order, so two transfers in
 // opposite directions cannot deadlock.
 func lockAccounts(ctx context.Context, tx *db.Tx, ids ...int64) (map[int64]*Account, error) {

@@ -93,11 +93,10 @@ func renewDueDID(ctx context.Context, tx *db.Tx, did string, now time.Time, by i
 	if err != nil {
 		return err
 	}
-	held, err := reserved(ctx, tx, d.Account)
+	avail, err := spendable(ctx, tx, acc[d.Account], "", 0)
 	if err != nil {
 		return err
 	}
-	avail := acc[d.Account].Balance + acc[d.Account].Overdraft - held
 	exp := d.Expiration
 	enabled := 1
 	for i := 0; exp <= now.Unix() && i < maxRenewPeriods; i++ {

@@ -237,11 +237,11 @@ func (s *Service) createPrepaidCode(r *Request) (any, error) {
 				return apierr.New(apierr.TransactionsLimited, "account %d allows anonymous transactions only", a.Number)
 			}
 			if !issuer {
-				held, err := reserved(r.ctx, tx, a.Number)
+				avail, err := spendable(r.ctx, tx, a, "", 0)
 				if err != nil {
 					return err
 				}
-				if a.Balance+a.Overdraft-held-amount < 0 {
+				if avail-amount < 0 {
 					return apierr.New(apierr.InsufficientMoney, "account %d cannot pay %s %s", a.Number, r.Money("balance"), creator.Currency)
 				}
 			}
