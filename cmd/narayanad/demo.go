@@ -51,6 +51,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	base := "http://" + *listen + "/billing/api/2.2/" + demoKey
+	astBase := "http://" + *listen + "/billing/api/2.2/demo-asterisk-key"
 	auth := "login=" + demoAdmin + "&password=21232f297a57a5a743894a0e4a801fc3" // md5("admin")
 	fmt.Fprintf(stdout, `
 Demo key: %s (client key; log in as %s / %s, sent as md5)
@@ -60,7 +61,12 @@ Try:
   curl '%s/getCurrencies'
   curl '%s/transferMoney?%s&destination=alice&amount=5'
   curl '%s/getInfo?%s&username=alice'
-`, demoKey, demoAdmin, demoPassword, base, auth, base, auth, base, base, auth, base, auth)
+
+As the Asterisk would (key demo-asterisk-key, SIP account 10001 is alice's):
+  curl '%s/callPrepare?login=10001&destination=%%2B79161234567&uniqueid=demo.1'
+  curl '%s/callFinish?login=10001&destination=%%2B79161234567&uniqueid=demo.1&length=75&status=ANSWER'
+  curl '%s/getTextBalance?login=10001'
+`, demoKey, demoAdmin, demoPassword, base, auth, base, auth, base, base, auth, base, auth, astBase, astBase, astBase)
 	return nil
 }
 
@@ -113,6 +119,9 @@ func seedDemo(ctx context.Context, d *db.DB, cost int) error {
 				return err
 			}
 		}
+		if err := seedDemoRating(ctx, tx, ids); err != nil {
+			return err
+		}
 		// A mistyped key would ban the demo's own address (ban_threshold 1): whitelist it.
 		if _, err := tx.Exec(ctx, `INSERT INTO bans (source, target, reason, created_at) VALUES ('whitelist', '127.0.0.1', 'demo', ?)`, now); err != nil {
 			return err
@@ -122,4 +131,46 @@ func seedDemo(ctx context.Context, d *db.DB, cost int) error {
 			VALUES ('demo', 'demo-asterisk-key', 'sip_extension', '127.0.0.1', 50, ?, ?)`, admin, now)
 		return err
 	})
+}
+
+// seedDemoRating gives the demo something to rate: four directions, two routes and a
+// per-second tariff that alice and bob are on.
+func seedDemoRating(ctx context.Context, tx *db.Tx, users map[string]int64) error {
+	for _, d := range []struct {
+		code     string
+		id       int
+		name     string
+		min, max int
+	}{{"7", 1, "Russia", 11, 11}, {"79", 2, "Russia Mobile", 11, 11}, {"44", 3, "United Kingdom", 0, 32}, {"1", 4, "USA and Canada", 11, 11}} {
+		if _, err := tx.Exec(ctx, `INSERT INTO directions (code, id, name, min_len, max_len) VALUES (?, ?, ?, ?, ?)`,
+			d.code, d.id, d.name, d.min, d.max); err != nil {
+			return err
+		}
+	}
+	main, err := tx.Insert(ctx, `INSERT INTO routes (name, type, prefix) VALUES ('carrier-a', 'sip', 'trunk1/')`)
+	if err != nil {
+		return err
+	}
+	backup, err := tx.Insert(ctx, `INSERT INTO routes (name, type, prefix) VALUES ('carrier-b', 'sip', 'trunk2/')`)
+	if err != nil {
+		return err
+	}
+	// 0.01 EUR to connect, billed by the second.
+	tariff, err := tx.Insert(ctx, `INSERT INTO rates (name, bill_type, is_public, switch_price, description)
+		VALUES ('Standard', 'by_second', 1, 10000, 'the demo tariff')`)
+	if err != nil {
+		return err
+	}
+	for _, e := range []struct {
+		direction, priority int
+		cost                int64 // per minute, micro-units
+		route               int64
+	}{{1, 1, 50_000, main}, {2, 1, 120_000, main}, {2, 2, 150_000, backup}, {3, 1, 30_000, main}, {4, 1, 20_000, backup}} {
+		if _, err := tx.Exec(ctx, `INSERT INTO rate_entries (rates_id, direction_id, priority, cost, route_id) VALUES (?, ?, ?, ?, ?)`,
+			tariff, e.direction, e.priority, e.cost, e.route); err != nil {
+			return err
+		}
+	}
+	_, err = tx.Exec(ctx, `UPDATE users SET rates_id = ? WHERE id IN (?, ?, ?)`, tariff, users["reseller"], users["alice"], users["bob"])
+	return err
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/narayana/narayanad/db"
 )
 
 func TestInitTwiceChangesNothing(t *testing.T) {
@@ -118,5 +120,31 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "method=getInfo") {
 		t.Fatalf("no request log line:\n%s", logs.String())
+	}
+}
+
+// TestDemoDatabase: `demo` creates the demo data once (users, SIP accounts, a tariff) and
+// leaves an existing database as it is.
+func TestDemoDatabase(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "demo.db")
+	var out, errb bytes.Buffer
+	for i := 0; i < 2; i++ {
+		if err := run(context.Background(), []string{"demo", "--db", dsn}, &out, &errb); err != nil {
+			t.Fatalf("demo run %d: %v %s", i, err, errb.String())
+		}
+	}
+	if !strings.Contains(out.String(), "callPrepare?login=10001") {
+		t.Fatalf("no call example in:\n%s", out.String())
+	}
+	d, err := db.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var users, entries int
+	d.Q().Get(context.Background(), &users, `SELECT count(*) FROM users WHERE rates_id IS NOT NULL`)
+	d.Q().Get(context.Background(), &entries, `SELECT count(*) FROM rate_entries`)
+	if users != 3 || entries != 5 {
+		t.Fatalf("demo data: %d users on a tariff, %d entries", users, entries)
 	}
 }
