@@ -17,6 +17,7 @@ type Config struct {
 	TLSListen        string
 	TLSCert          string
 	TLSKey           string
+	PprofListen      string // net/http/pprof on its own address, for profiling; empty is off
 	LogLevel         string
 	PlainAnswer      []string // auth_by methods answered in plain text (api_plain_answer)
 	CustomIdentities []string // extra auth_by methods (apicustomidentities)
@@ -90,6 +91,7 @@ var Options = []Option{
 	{Name: "tls_listen", Help: "HTTPS listen address (needs tls_cert and tls_key)", set: str(func(c *Config) *string { return &c.TLSListen })},
 	{Name: "tls_cert", Help: "TLS certificate file (PEM)", set: str(func(c *Config) *string { return &c.TLSCert })},
 	{Name: "tls_key", Help: "TLS private key file (PEM)", Secret: true, set: str(func(c *Config) *string { return &c.TLSKey })},
+	{Name: "pprof_listen", Help: "address of a net/http/pprof listener for profiling (keep it on loopback); empty: off", set: str(func(c *Config) *string { return &c.PprofListen })},
 	{Name: "log_level", Default: "info", Help: "debug, info, warn or error", set: func(c *Config, v string) error {
 		switch v {
 		case "debug", "info", "warn", "error":
@@ -172,6 +174,22 @@ func (c *Config) LoadConfigFile(path string) error {
 	}
 	defer f.Close()
 	return c.ReadConfig(f, path)
+}
+
+// EnvName is the environment variable that stands in for an option: NARAYANA_ and the
+// name in upper case (NARAYANA_LISTEN, NARAYANA_MAX_CALL_TIME).
+func EnvName(option string) string { return "NARAYANA_" + strings.ToUpper(option) }
+
+// ReadEnv sets every option whose environment variable is set; errors name the variable.
+func (c *Config) ReadEnv(lookup func(string) (string, bool)) error {
+	for _, o := range Options {
+		if v, ok := lookup(EnvName(o.Name)); ok && v != "" {
+			if err := o.set(c, v); err != nil {
+				return fmt.Errorf("%s: %v", EnvName(o.Name), err)
+			}
+		}
+	}
+	return nil
 }
 
 // Validate checks settings that depend on each other.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/narayana/narayanad/billing"
 	"github.com/narayana/narayanad/db"
@@ -40,12 +41,17 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// loadConfig reads the settings: defaults, then the file, then the environment
+// (NARAYANA_<SETTING>); flags are applied over it by the commands that have them.
 func loadConfig(path string) (billing.Config, error) {
 	cfg := billing.DefaultConfig()
 	if path != "" {
 		if err := cfg.LoadConfigFile(path); err != nil {
 			return cfg, err
 		}
+	}
+	if err := cfg.ReadEnv(os.LookupEnv); err != nil {
+		return cfg, err
 	}
 	return cfg, cfg.Validate()
 }

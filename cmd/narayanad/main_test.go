@@ -148,3 +148,19 @@ func TestDemoDatabase(t *testing.T) {
 		t.Fatalf("demo data: %d users on a tariff, %d entries", users, entries)
 	}
 }
+
+// TestConfigFromEnvironment: NARAYANA_<SETTING> stands in for a file setting, and its
+// errors name the variable.
+func TestConfigFromEnvironment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.conf")
+	os.WriteFile(path, []byte("max_call_time = 600\n"), 0o600)
+	t.Setenv("NARAYANA_MAX_CALL_TIME", "900")
+	cfg, err := loadConfig(path)
+	if err != nil || cfg.MaxCallTime != 900 {
+		t.Fatalf("environment over the file: %d %v", cfg.MaxCallTime, err)
+	}
+	t.Setenv("NARAYANA_BAN_THRESHOLD", "many")
+	if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), "NARAYANA_BAN_THRESHOLD") {
+		t.Fatalf("bad environment value: %v", err)
+	}
+}

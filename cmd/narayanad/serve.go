@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
+	"net/http/pprof"
 	"time"
 
 	"github.com/narayana/narayanad/billing"
@@ -32,10 +32,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	// Flags win over the environment, which wins over the file.
-	if env := os.Getenv("NARAYANA_LISTEN"); env != "" {
-		cfg.Listen = env
-	}
+	// Flags win over the environment (read by loadConfig), which wins over the file.
 	for name, v := range map[string]string{"listen": *listen, "tls_listen": *tlsListen, "tls_cert": *tlsCert,
 		"tls_key": *tlsKey, "scripts_dir": *scripts} {
 		if v != "" {
@@ -84,6 +81,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		listeners = append(listeners, tls.NewListener(tln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
 		servers = append(servers, newHTTPServer(svc.Handler(), log))
 	}
+	if cfg.PprofListen != "" {
+		pln, err := net.Listen("tcp", cfg.PprofListen)
+		if err != nil {
+			return fmt.Errorf("pprof_listen: %w", err)
+		}
+		defer pln.Close()
+		log.Info("profiling", "address", pln.Addr().String())
+		go http.Serve(pln, pprofMux())
+	}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		log.Info("listening", "address", listeners[i].Addr().String(), "tls", i > 0)
@@ -124,4 +130,15 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// pprofMux serves net/http/pprof's handlers, on their own listener rather than the API's.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
