@@ -348,15 +348,11 @@ func (s *Service) deleteDID(r *Request) (any, error) {
 }
 
 func (s *Service) getDIDInfo(r *Request) (any, error) {
-	actor, err := r.Actor()
-	if err != nil {
-		return nil, err
-	}
 	d, err := r.ownedDID(s.DB.Q(), r.Str("did"))
 	if err != nil {
 		return nil, err
 	}
-	x, err := s.exchange(r.ctx, actor.Currency)
+	_, x, err := s.viewer(r)
 	if err != nil {
 		return nil, err
 	}

@@ -470,20 +470,8 @@ func (rt *Runtime) CallMethod(ctx context.Context, name string, req Request) (an
 		if fn == nil {
 			return nil, &Error{Code: CodeUnknownMethod, Kind: ErrNotRegistered, Message: "no script registered method " + name}
 		}
-		arg, err := s.toLua(map[string]any{"method": name, "args": nz(req.Args), "user": req.User, "info": nz(req.Info)}, true, 0)
-		if err != nil {
-			return nil, luaErr(ErrLuaException, "request: "+err.Error())
-		}
-		s.request = arg
-		ret, err := s.pcall(fn, arg)
-		if err != nil {
-			return nil, err
-		}
-		v, err := fromLua(ret)
-		if err != nil {
-			return nil, luaErr(ErrLuaException, fmt.Sprintf("method %s returned a value that cannot be answered: %v", name, err))
-		}
-		return v, nil
+		return s.invoke(fn, map[string]any{"method": name, "args": nz(req.Args), "user": req.User, "info": nz(req.Info)},
+			"method "+name)
 	})
 }
 
@@ -573,20 +561,7 @@ func (rt *Runtime) callHook(ctx context.Context, name string, in map[string]any)
 		if fn == nil {
 			return nil, &Error{Code: CodeNotExist, Kind: ErrNotRegistered, Message: "no " + name + " hook"}
 		}
-		arg, err := s.toLua(nz(in), true, 0)
-		if err != nil {
-			return nil, luaErr(ErrLuaException, name+" input: "+err.Error())
-		}
-		s.request = arg
-		ret, err := s.pcall(fn, arg)
-		if err != nil {
-			return nil, err
-		}
-		v, err := fromLua(ret)
-		if err != nil {
-			return nil, luaErr(ErrLuaException, fmt.Sprintf("%s hook returned a value that cannot be used: %v", name, err))
-		}
-		return v, nil
+		return s.invoke(fn, nz(in), name+" hook")
 	})
 }
 
@@ -606,19 +581,26 @@ func (rt *Runtime) CallHandler(ctx context.Context, kind, name string, in map[st
 		if fn == nil {
 			return nil, notReg
 		}
-		arg, err := s.toLua(nz(in), true, 0)
-		if err != nil {
-			return nil, luaErr(ErrLuaException, "handler input: "+err.Error())
-		}
-		s.request = arg
-		ret, err := s.pcall(fn, arg)
-		if err != nil {
-			return nil, err
-		}
-		v, err := fromLua(ret)
-		if err != nil {
-			return nil, luaErr(ErrLuaException, fmt.Sprintf("%s handler %s returned a value that cannot be used: %v", kind, name, err))
-		}
-		return v, nil
+		return s.invoke(fn, nz(in), kind+" handler "+name)
 	})
+}
+
+// invoke calls a script's function with in as its read-only argument (also what
+// narayana.request reads) and converts the answer to Go; what names the function in
+// errors ("method hello", "callPrepare hook", "payment handler card").
+func (s *state) invoke(fn *glua.LFunction, in map[string]any, what string) (any, error) {
+	arg, err := s.toLua(in, true, 0)
+	if err != nil {
+		return nil, luaErr(ErrLuaException, what+" input: "+err.Error())
+	}
+	s.request = arg
+	ret, err := s.pcall(fn, arg)
+	if err != nil {
+		return nil, err
+	}
+	v, err := fromLua(ret)
+	if err != nil {
+		return nil, luaErr(ErrLuaException, fmt.Sprintf("%s returned a value that cannot be used: %v", what, err))
+	}
+	return v, nil
 }
