@@ -347,7 +347,7 @@ func (s *Service) transferMoney(r *Request) (any, error) {
 			}
 		}
 		if !issuer {
-			avail, err := spendable(r.ctx, tx, acc[from], "", 0)
+			avail, err := spendable(r.ctx, tx, acc[from])
 			if err != nil {
 				return err
 			}

@@ -344,31 +344,33 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		now := time.Now().Unix()
 		// What the account can still spend: balance + overdraft less the open calls'
 		// reservations, not counting this call's own (a retried callPrepare replaces it).
-		// Two statements, not one: on PostgreSQL the sum must be read after the row lock
-		// is granted, to see the reservations the lock's previous holder committed.
-		accs, err := lockAccounts(ctx, tx, u.AccountID)
-		if err != nil {
-			return err
-		}
-		available, err := spendable(ctx, tx, accs[u.AccountID], uid, prior)
+		// Read under the account's row lock (on PostgreSQL it must come after the lock is
+		// granted, to see the reservations the lock's previous holder committed), or
+		// from the writer's mirror of it on SQLite.
+		acc, err := s.holds.account(ctx, tx, u.AccountID)
 		if err != nil {
 			return err
 		}
 		var amount money.Micro
-		secs, amount, granted = q.Price.MaxCallTime(available, caps)
+		secs, amount, granted = q.Price.MaxCallTime(acc.spendable(now, uid, prior), caps)
 		if !granted {
 			if uid != "" {
-				_, err = tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior)
+				return s.releaseCall(ctx, tx, uid, prior)
 			}
-			return err
+			return nil
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
+		expires := now + int64(secs) + int64(s.Config.ReservationGrace/time.Second)
+		var id int64
+		err = tx.Get(ctx, &id, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
 			amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (uniqueid, prior) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
 			extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
-			max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at`,
-			u.AccountID, u.ID, p.extension(), nullStr(uid), dest, prior, amount, secs, now,
-			now+int64(secs)+int64(s.Config.ReservationGrace/time.Second))
+			max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at
+			RETURNING id`,
+			u.AccountID, u.ID, p.extension(), nullStr(uid), dest, prior, amount, secs, now, expires)
+		if err == nil {
+			s.holds.reserved(tx, u.AccountID, id, hold{amount: amount, expires: expires, uniqueid: uid, prior: prior})
+		}
 		return err
 	})
 	if err != nil {
@@ -409,6 +411,25 @@ func (s *Service) sweepReservations(ctx context.Context, q db.Queryer, account i
 			"uniqueid", g.UniqueID.String, "destination", g.Destination, "amount", g.Amount.String())
 	}
 	return len(gone), err
+}
+
+// releaseCall deletes the reservation of call uniqueid/prior in tx, if any.
+func (s *Service) releaseCall(ctx context.Context, tx *db.Tx, uid string, prior int) error {
+	_, err := s.release(ctx, tx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ? RETURNING id`, uid, prior)
+	return err
+}
+
+// release runs a DELETE … RETURNING id of reservations in tx and mirrors it; it
+// reports how many were deleted.
+func (s *Service) release(ctx context.Context, tx *db.Tx, query string, args ...any) (int, error) {
+	var ids []int64
+	if err := tx.Select(ctx, &ids, query, args...); err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		s.holds.released(tx, id)
+	}
+	return len(ids), nil
 }
 
 // savedAnswer is the answer line of an already finished call.
@@ -480,17 +501,18 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	err = s.DB.InTxBatch(ctx, func(tx *db.Tx) error {
 		// Settle the reservation: the call's own, else the oldest for this destination.
 		// (post's UPDATE takes the account's row lock; nothing here reads the balance.)
-		settled := int64(0)
+		settled := 0
 		if uid != "" {
-			res, err := tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior)
-			if err != nil {
+			var err error
+			if settled, err = s.release(ctx, tx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ? RETURNING id`,
+				uid, prior); err != nil {
 				return err
 			}
-			settled, _ = res.RowsAffected()
 		}
 		if settled == 0 {
-			if _, err := tx.Exec(ctx, `DELETE FROM reservations WHERE id = (SELECT id FROM reservations
-				WHERE user_id = ? AND destination = ? AND prior = ? ORDER BY id LIMIT 1)`, u.ID, dest, prior); err != nil {
+			if _, err := s.release(ctx, tx, `DELETE FROM reservations WHERE id = (SELECT id FROM reservations
+				WHERE user_id = ? AND destination = ? AND prior = ? ORDER BY id LIMIT 1) RETURNING id`,
+				u.ID, dest, prior); err != nil {
 				return err
 			}
 		}
@@ -504,9 +526,11 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		}
 		if cost != 0 {
 			ref := "call:" + strconv.FormatInt(id, 10)
-			if _, err := post(ctx, tx, u.AccountID, -cost, KindCall, ref, dest, u.ID); err != nil {
+			balance, err := post(ctx, tx, u.AccountID, -cost, KindCall, ref, dest, u.ID)
+			if err != nil {
 				return err
 			}
+			s.holds.posted(tx, u.AccountID, balance)
 		}
 		return nil
 	})

@@ -374,7 +374,7 @@ func chargeDID(ctx context.Context, tx *db.Tx, account int64, amount money.Micro
 	if amount <= 0 {
 		return nil // nothing to pay, no ledger row
 	}
-	avail, err := spendable(ctx, tx, a, "", 0)
+	avail, err := spendable(ctx, tx, a)
 	if err != nil {
 		return err
 	}

@@ -1,15 +1,19 @@
 package billing
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/db/dbtest"
 )
 
 // TestDirectoryCacheSeesChanges: the call path answers from the directory cache, and any
-// change to users or SIP accounts, through the API or straight in the database (another
-// daemon, an operator with psql), is seen by the very next request.
+// change to users or SIP accounts made through this daemon, by the API or straight in
+// its database, is seen by the very next request.
 func TestDirectoryCacheSeesChanges(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		s := seedCalls(t, e)
@@ -39,4 +43,38 @@ func TestDirectoryCacheSeesChanges(t *testing.T) {
 		}
 		checkLedger(t, e)
 	})
+}
+
+// TestDirectorySeesOtherProcesses: a change made by another process (here another pool
+// of connections to the same database, as another daemon or psql would make it) is seen
+// by the first request after Directory.ForeignEvery.
+func TestDirectorySeesOtherProcesses(t *testing.T) {
+	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
+		t.Run(string(dialect), func(t *testing.T) {
+			ctx := context.Background()
+			dsn := dbtest.DSN(t, dialect)
+			open := func() *db.DB {
+				d, err := db.Open(ctx, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { d.Close() })
+				return d
+			}
+			e := newEnv(t, open())
+			other := open()
+			e.s.Gate.Directory.ForeignEvery = 30 * time.Millisecond
+			s := seedCalls(t, e)
+			callUser(t, e, s, "dora", "10007", "100")
+			prepare := func() string { return e.ast("callPrepare", "10007", "destination", "74951234567") }
+			if a := prepare(); !strings.HasPrefix(a, "Allowed ") {
+				t.Fatalf("first: %q", a)
+			}
+			execSQL(t, other, `UPDATE users SET active = -1 WHERE username = 'dora'`)
+			time.Sleep(40 * time.Millisecond)
+			if a := prepare(); a != "Declined "+apierr.UserLocked {
+				t.Fatalf("locked by another process %v ago: %q", 40*time.Millisecond, a)
+			}
+		})
+	}
 }

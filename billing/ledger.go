@@ -39,25 +39,19 @@ func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kin
 }
 
 // reserved is the money held by the account's open calls. A reservation past its expiry
-// holds nothing even before the background sweep deletes (and logs) it.
+// holds nothing even before the background sweep deletes (and logs) it. (The call path
+// sums the same over the group-commit writer's mirror: heldAccount.spendable.)
 func reserved(ctx context.Context, q db.Queryer, account int64) (money.Micro, error) {
-	return reservedBesides(ctx, q, account, "", 0)
-}
-
-// reservedBesides is reserved less the reservation of one call (uniqueid and prior): a
-// retried callPrepare replaces its own. An empty uniqueid leaves nothing out.
-func reservedBesides(ctx context.Context, q db.Queryer, account int64, uniqueid string, prior int) (money.Micro, error) {
 	var m money.Micro
-	err := q.Get(ctx, &m, `SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE account_id = ? AND expires_at >= ?
-		AND NOT (uniqueid IS NOT NULL AND uniqueid = ? AND prior = ?)`, account, time.Now().Unix(), uniqueid, prior)
+	err := q.Get(ctx, &m, `SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE account_id = ? AND expires_at >= ?`,
+		account, time.Now().Unix())
 	return m, err
 }
 
 // spendable is what an account locked in tx can still spend: balance + overdraft less
-// the reservations of its open calls, but the one of call uniqueid/prior when given (a
-// retried callPrepare replaces its own).
-func spendable(ctx context.Context, tx *db.Tx, a *Account, uniqueid string, prior int) (money.Micro, error) {
-	held, err := reservedBesides(ctx, tx, a.Number, uniqueid, prior)
+// the reservations of its open calls.
+func spendable(ctx context.Context, tx *db.Tx, a *Account) (money.Micro, error) {
+	held, err := reserved(ctx, tx, a.Number)
 	return a.Balance + a.Overdraft - held, err
 }
 

@@ -93,7 +93,7 @@ func renewDueDID(ctx context.Context, tx *db.Tx, did string, now time.Time, by i
 	if err != nil {
 		return err
 	}
-	avail, err := spendable(ctx, tx, acc[d.Account], "", 0)
+	avail, err := spendable(ctx, tx, acc[d.Account])
 	if err != nil {
 		return err
 	}

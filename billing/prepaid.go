@@ -237,7 +237,7 @@ func (s *Service) createPrepaidCode(r *Request) (any, error) {
 				return apierr.New(apierr.TransactionsLimited, "account %d allows anonymous transactions only", a.Number)
 			}
 			if !issuer {
-				avail, err := spendable(r.ctx, tx, a, "", 0)
+				avail, err := spendable(r.ctx, tx, a)
 				if err != nil {
 					return err
 				}

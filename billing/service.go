@@ -20,7 +20,8 @@ type Service struct {
 	Log       *slog.Logger
 	Methods   Table
 
-	rt ratingRuntime // rating snapshot and call-processing background work (rating_load.go)
+	rt    ratingRuntime // rating snapshot and call-processing background work (rating_load.go)
+	holds holds         // the call path's accounts, mirrored in the group-commit writer (holds.go)
 
 	ext  extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
 	pins pinGuard // wrong msgCallback PINs per SIP account (sms.go)

@@ -5,13 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // SQLite has one writer. Two of our transactions that both BEGIN IMMEDIATE would meet in
 // SQLite's busy handler, which sleeps (1, 2, 5, 10… ms) rather than queues: so our own
 // write transactions queue on writeSlot instead, and the hot path's small transactions
-// go further, through group commit: one goroutine runs whatever has queued, each job in
-// its own SAVEPOINT, and commits them all at once.
+// go further, through group commit: one goroutine runs whatever has queued, back to back
+// (each in its own SAVEPOINT when one fails), and commits them all at once.
+//
+// The group-commit writer keeps one connection of its own, so its page cache stays warm,
+// and counts epochs: the epoch moves whenever something other than the writer's own
+// committed jobs may have changed the database (another connection's commit, seen in
+// PRAGMA data_version, or a job or batch rolled back). Jobs may keep rows they read or
+// wrote in memory for as long as the epoch stays (Tx.Epoch).
 
 // maxBatch bounds how many jobs one group commit takes.
 const maxBatch = 256
@@ -27,6 +35,11 @@ type batcher struct {
 	jobs chan *batchJob
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// Owned by the writer goroutine.
+	conn        *sqlx.Conn // the writer's own connection; nil until the first batch or after an error
+	dataVersion int64      // PRAGMA data_version after the writer's last commit
+	epoch       uint64     // see Tx.Epoch; 0 is never used
 }
 
 // InTxBatch runs fn in a transaction like InTx. On SQLite, fn runs in a group commit
@@ -118,41 +131,79 @@ var errJobFailed = errors.New("db: a batched job failed")
 // first failing job rolls the whole attempt back (errJobFailed); with them, a failing
 // job is rolled back alone and its error is its result.
 func (d *DB) runBatch(jobs []*batchJob, savepoints bool) ([]error, error) {
-	ctx := context.Background() // a job's cancellation must not abort the others
-	x, err := d.BeginTxx(ctx, nil)
+	b := &d.batch
+	x, err := d.beginWriter()
 	if err != nil {
-		return nil, Translate(err)
+		return nil, err
 	}
-	tx := &Tx{tx: x, dialect: d.Dialect}
+	ctx := context.Background() // a job's cancellation must not abort the others
+	tx := &Tx{tx: x, dialect: d.Dialect, epoch: b.epoch}
+	abort := func(err error) ([]error, error) {
+		x.Rollback()
+		b.epoch++ // what the jobs kept in memory was never committed
+		return nil, err
+	}
 	results := make([]error, len(jobs))
 	for i, j := range jobs {
 		if savepoints {
 			if _, err := x.ExecContext(ctx, `SAVEPOINT job`); err != nil {
-				x.Rollback()
-				return nil, Translate(err)
+				return abort(Translate(err))
 			}
 		}
 		results[i] = runJob(j.fn, tx)
 		if !savepoints {
 			if results[i] != nil {
-				x.Rollback()
-				return nil, errJobFailed
+				return abort(errJobFailed)
 			}
 			continue
 		}
 		undo := ``
 		if results[i] != nil {
 			undo = `ROLLBACK TO job; `
+			b.epoch++ // the failed job's writes are undone, whatever it kept in memory
+			tx.epoch = b.epoch
 		}
 		if _, err := x.ExecContext(ctx, undo+`RELEASE job`); err != nil {
-			x.Rollback()
-			return nil, Translate(err)
+			return abort(Translate(err))
 		}
 	}
 	if err := x.Commit(); err != nil {
+		b.conn.Close() // the connection's state is unknown: start on a fresh one
+		b.conn = nil
+		b.epoch++
 		return nil, Translate(err)
 	}
 	return results, nil
+}
+
+// beginWriter begins a transaction on the writer's own connection and moves the epoch
+// when another connection has committed since the writer's last commit: data_version
+// changes for exactly that (never for the connection's own commits).
+func (d *DB) beginWriter() (*sqlx.Tx, error) {
+	ctx := context.Background()
+	b := &d.batch
+	if b.conn == nil {
+		c, err := d.Connx(ctx)
+		if err != nil {
+			return nil, Translate(err)
+		}
+		b.conn, b.epoch = c, b.epoch+1
+	}
+	x, err := b.conn.BeginTxx(ctx, nil)
+	if err == nil {
+		var v int64
+		if err = x.GetContext(ctx, &v, `PRAGMA data_version`); err != nil {
+			x.Rollback()
+		} else if v != b.dataVersion {
+			b.dataVersion, b.epoch = v, b.epoch+1
+		}
+	}
+	if err != nil {
+		b.conn.Close()
+		b.conn = nil
+		return nil, Translate(err)
+	}
+	return x, nil
 }
 
 // runJob runs one job, turning a panic into its error so the batch goes on.
@@ -170,5 +221,8 @@ func (d *DB) closeBatches() {
 	if d.batch.stop != nil {
 		close(d.batch.stop)
 		d.batch.wg.Wait()
+		if d.batch.conn != nil {
+			d.batch.conn.Close()
+		}
 	}
 }

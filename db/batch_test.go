@@ -75,3 +75,57 @@ func TestInTxBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestWriterEpoch: the group-commit writer's epoch stands while only its own jobs
+// commit, and moves after another connection's commit or a failed job; outside the
+// writer (InTx, PostgreSQL) it is 0.
+func TestWriterEpoch(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		epoch := func(fail bool) uint64 {
+			t.Helper()
+			var e uint64
+			err := d.InTxBatch(ctx, func(tx *db.Tx) error {
+				e = tx.Epoch()
+				if _, err := tx.Exec(ctx, `INSERT INTO accounts (balance) VALUES (0)`); err != nil {
+					return err
+				}
+				if fail {
+					return errors.New("fails")
+				}
+				return nil
+			})
+			if (err != nil) != fail {
+				t.Fatalf("batch (fail %v): %v", fail, err)
+			}
+			return e
+		}
+		d.InTx(ctx, func(tx *db.Tx) error {
+			if tx.Epoch() != 0 {
+				t.Errorf("InTx epoch %d", tx.Epoch())
+			}
+			return nil
+		})
+		first := epoch(false)
+		if d.Dialect == db.Postgres {
+			if first != 0 {
+				t.Fatalf("PostgreSQL epoch %d", first)
+			}
+			return
+		}
+		if first == 0 || epoch(false) != first {
+			t.Fatalf("epoch moved with only the writer's own commits (first %d)", first)
+		}
+		if _, err := d.Q().Exec(ctx, `UPDATE accounts SET balance = 1`); err != nil {
+			t.Fatal(err)
+		}
+		second := epoch(false)
+		if second == first {
+			t.Fatal("epoch stood after another connection's commit")
+		}
+		epoch(true)
+		if third := epoch(false); third == second {
+			t.Fatal("epoch stood after a failed job")
+		}
+	})
+}

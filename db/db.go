@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -35,6 +36,22 @@ type DB struct {
 
 	writeSlot chan struct{} // SQLite: our write transactions queue here, one at a time
 	batch     batcher
+	writes    atomic.Uint64 // see Writes
+}
+
+// Writes counts the statements and transactions that may have written through d, but
+// for the group-commit writer's (InTxBatch): the call path's own writes. A cache of rows
+// that the call path never writes (who is who) can skip re-reading its version while
+// this count stands still and only other processes could have changed the database.
+func (d *DB) Writes() uint64 { return d.writes.Load() }
+
+// wrote counts a write once it is done (committed or failed: either way it is over).
+func (d *DB) wrote() { d.writes.Add(1) }
+
+// reads reports a statement that cannot write: a SELECT (or PRAGMA).
+func reads(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n(")
+	return len(q) >= 6 && (strings.EqualFold(q[:6], "SELECT") || strings.EqualFold(q[:6], "PRAGMA"))
 }
 
 // Errors the store layer tells apart, translated from driver codes (never message text).
@@ -106,12 +123,19 @@ func (d *DB) Q() Queryer { return dbq{d} }
 type dbq struct{ d *DB }
 
 func (q dbq) Get(ctx context.Context, dest any, query string, args ...any) error {
+	if !reads(query) {
+		defer q.d.wrote()
+	}
 	return Translate(q.d.GetContext(ctx, dest, q.d.Rebind(query), args...))
 }
 func (q dbq) Select(ctx context.Context, dest any, query string, args ...any) error {
+	if !reads(query) {
+		defer q.d.wrote()
+	}
 	return Translate(q.d.SelectContext(ctx, dest, q.d.Rebind(query), args...))
 }
 func (q dbq) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	defer q.d.wrote()
 	r, err := q.d.ExecContext(ctx, q.d.Rebind(query), args...)
 	return r, Translate(err)
 }
@@ -127,7 +151,14 @@ func (q dbq) Dialect() Dialect { return q.d.Dialect }
 type Tx struct {
 	tx      *sqlx.Tx
 	dialect Dialect
+	epoch   uint64
 }
+
+// Epoch is nonzero only for a job of the group-commit writer (SQLite). While it stays
+// the same, nothing but the writer's own jobs has changed the database since it last
+// moved, so rows a job read or wrote may be kept in memory for the next jobs of the same
+// epoch (which see them exactly as the database would). Zero: keep nothing.
+func (t *Tx) Epoch() uint64 { return t.epoch }
 
 func (t *Tx) Get(ctx context.Context, dest any, query string, args ...any) error {
 	return Translate(t.tx.GetContext(ctx, dest, t.tx.Rebind(query), args...))
@@ -173,6 +204,7 @@ func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 			return ctx.Err()
 		}
 	}
+	defer d.wrote()
 	x, err := d.BeginTxx(ctx, nil)
 	if err != nil {
 		return Translate(err)

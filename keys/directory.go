@@ -3,6 +3,8 @@ package keys
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/narayana/narayanad/db"
 )
@@ -10,28 +12,59 @@ import (
 // Directory caches who is who for the hot path: users, SIP accounts, SIP servers and
 // currencies, as their readers shape them. Triggers bump directory_version in the
 // transaction of every change to those tables, whoever makes it (this daemon, another
-// on the same database, an operator with psql); the gate reads the version once per
-// request and the cache starts over when it moved. So a change is seen by the very next
-// request, and the call path reads one row instead of several joins.
+// on the same database, an operator with psql), and the cache starts over when the
+// version moved. The gate checks it on every request, but reads it only when this
+// daemon has written since the last read (db.Writes), or ForeignEvery has passed: so a
+// change made through this daemon is seen by the very next request, one made by another
+// process within ForeignEvery, and the call path reads no row of who is who at all.
 type Directory struct {
 	db *db.DB
+	// ForeignEvery bounds how long a change made by another process goes unseen.
+	ForeignEvery time.Duration
 
 	mu      sync.RWMutex
 	version int64 // the newest version read; 0 until the first Check
 	entries map[string]any
+
+	readWrites atomic.Uint64 // db.Writes() before the last version read (+1: 0 is "never")
+	readAt     atomic.Int64  // when the last version read began (monotonic ns since start)
 }
+
+// DefaultForeignEvery is Directory.ForeignEvery unless set.
+const DefaultForeignEvery = 10 * time.Millisecond
+
+var monoStart = time.Now()
+
+func monoNow() int64 { return int64(time.Since(monoStart)) }
 
 // maxDirectoryEntries bounds the cache; past it, it starts over.
 const maxDirectoryEntries = 200_000
 
 // NewDirectory returns an empty directory cache over d.
-func NewDirectory(d *db.DB) *Directory { return &Directory{db: d, entries: map[string]any{}} }
+func NewDirectory(d *db.DB) *Directory {
+	return &Directory{db: d, ForeignEvery: DefaultForeignEvery, entries: map[string]any{}}
+}
 
-// Check reads the directory version and drops the cache when it moved.
+// Check drops the cache when the directory version moved, reading it when it may have:
+// after a write through this daemon (every request that follows reads it until one
+// has), or once ForeignEvery has passed (one request reads it, the others go on).
 func (d *Directory) Check(ctx context.Context) error {
+	w, last := d.db.Writes()+1, d.readAt.Load()
+	if w == d.readWrites.Load() {
+		if now := monoNow(); now-last < int64(d.ForeignEvery) || !d.readAt.CompareAndSwap(last, now) {
+			return nil
+		}
+	} else {
+		d.readAt.Store(monoNow())
+	}
 	var v int64
 	if err := d.db.Q().Get(ctx, &v, `SELECT version FROM directory_version WHERE id = 1`); err != nil {
+		d.readWrites.Store(0) // the next request tries again
 		return err
+	}
+	// Writes counted after w began may not be in v: only w is known to be read.
+	for seen := d.readWrites.Load(); w > seen && !d.readWrites.CompareAndSwap(seen, w); {
+		seen = d.readWrites.Load()
 	}
 	d.mu.Lock()
 	if v > d.version { // never backwards: a slower request may have read an older one
