@@ -355,21 +355,26 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		secs, amount, granted = q.Price.MaxCallTime(acc.spendable(now, uid, prior), caps)
 		if !granted {
 			if uid != "" {
-				return s.releaseCall(ctx, tx, uid, prior)
+				_, err = s.releaseCall(ctx, tx, uid, prior)
 			}
-			return nil
+			return err
 		}
 		expires := now + int64(secs) + int64(s.Config.ReservationGrace/time.Second)
+		args := []any{u.AccountID, u.ID, p.extension(), nullStr(uid), dest, prior, amount, secs, now, expires}
 		var id int64
-		err = tx.Get(ctx, &id, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
-			amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (uniqueid, prior) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
-			extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
-			max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at
-			RETURNING id`,
-			u.AccountID, u.ID, p.extension(), nullStr(uid), dest, prior, amount, secs, now, expires)
+		if uid == "" { // never in conflict: uniqueid is NULL
+			id, err = tx.Insert(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination,
+				prior, amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		} else {
+			_, err = tx.Exec(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
+				amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (uniqueid, prior) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
+				extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
+				max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at`,
+				args...)
+		}
 		if err == nil {
-			s.holds.reserved(tx, u.AccountID, id, hold{amount: amount, expires: expires, uniqueid: uid, prior: prior})
+			s.holds.reserved(tx, u.AccountID, callHold(uid, prior, id), hold{amount: amount, expires: expires})
 		}
 		return err
 	})
@@ -413,23 +418,16 @@ func (s *Service) sweepReservations(ctx context.Context, q db.Queryer, account i
 	return len(gone), err
 }
 
-// releaseCall deletes the reservation of call uniqueid/prior in tx, if any.
-func (s *Service) releaseCall(ctx context.Context, tx *db.Tx, uid string, prior int) error {
-	_, err := s.release(ctx, tx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ? RETURNING id`, uid, prior)
-	return err
-}
-
-// release runs a DELETE … RETURNING id of reservations in tx and mirrors it; it
-// reports how many were deleted.
-func (s *Service) release(ctx context.Context, tx *db.Tx, query string, args ...any) (int, error) {
-	var ids []int64
-	if err := tx.Select(ctx, &ids, query, args...); err != nil {
-		return 0, err
+// releaseCall deletes the reservation of call uniqueid/prior in tx, if any, and reports
+// whether there was one.
+func (s *Service) releaseCall(ctx context.Context, tx *db.Tx, uid string, prior int) (bool, error) {
+	res, err := tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior)
+	if err != nil {
+		return false, err
 	}
-	for _, id := range ids {
-		s.holds.released(tx, id)
-	}
-	return len(ids), nil
+	s.holds.released(tx, callHold(uid, prior, 0))
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // savedAnswer is the answer line of an already finished call.
@@ -501,19 +499,25 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	err = s.DB.InTxBatch(ctx, func(tx *db.Tx) error {
 		// Settle the reservation: the call's own, else the oldest for this destination.
 		// (post's UPDATE takes the account's row lock; nothing here reads the balance.)
-		settled := 0
+		settled := false
 		if uid != "" {
 			var err error
-			if settled, err = s.release(ctx, tx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ? RETURNING id`,
-				uid, prior); err != nil {
+			if settled, err = s.releaseCall(ctx, tx, uid, prior); err != nil {
 				return err
 			}
 		}
-		if settled == 0 {
-			if _, err := s.release(ctx, tx, `DELETE FROM reservations WHERE id = (SELECT id FROM reservations
-				WHERE user_id = ? AND destination = ? AND prior = ? ORDER BY id LIMIT 1) RETURNING id`,
-				u.ID, dest, prior); err != nil {
+		if !settled {
+			var gone []struct {
+				ID       int64  `db:"id"`
+				UniqueID string `db:"uniqueid"`
+			}
+			if err := tx.Select(ctx, &gone, `DELETE FROM reservations WHERE id = (SELECT id FROM reservations
+				WHERE user_id = ? AND destination = ? AND prior = ? ORDER BY id LIMIT 1)
+				RETURNING id, COALESCE(uniqueid, '') AS uniqueid`, u.ID, dest, prior); err != nil {
 				return err
+			}
+			for _, g := range gone {
+				s.holds.released(tx, callHold(g.UniqueID, prior, g.ID))
 			}
 		}
 		id, err := tx.Insert(ctx, `INSERT INTO call_log (user_id, account_id, username, extension, callerid, destination,

@@ -2,6 +2,8 @@ package billing
 
 import (
 	"context"
+	"math"
+	"time"
 
 	"github.com/narayana/narayanad/billing/money"
 	"github.com/narayana/narayanad/db"
@@ -19,19 +21,40 @@ import (
 type holds struct {
 	epoch    uint64
 	accounts map[int64]*heldAccount
-	owner    map[int64]int64 // reservation id → account id, for the accounts kept
+	owner    map[holdKey]int64 // reservation → account id, for the accounts kept
 }
 
 type heldAccount struct {
 	balance, overdraft money.Micro
-	open               map[int64]hold // by reservation id, expired ones too until swept
+	open               map[holdKey]hold // expired ones too, until swept
+
+	// held sums the open reservations that expire at countedAt or later, and soonest is
+	// at most the earliest of their expiries: so at any time from countedAt to soonest,
+	// held is exactly what the account's reservations hold (a sum kept, not redone per
+	// call, for accounts with many calls at once).
+	held               money.Micro
+	countedAt, soonest int64
+}
+
+// holdKey names a reservation: by its call (uniqueid and prior), which the statements
+// of the call path already know, or by its row id for a call without uniqueid. (SQLite's
+// RETURNING would give the id every time, but costs a call path INSERT twice as much.)
+type holdKey struct {
+	uniqueid string
+	prior    int
+	id       int64 // only without uniqueid
+}
+
+func callHold(uniqueid string, prior int, id int64) holdKey {
+	if uniqueid != "" {
+		id = 0
+	}
+	return holdKey{uniqueid: uniqueid, prior: prior, id: id}
 }
 
 type hold struct {
-	amount   money.Micro
-	expires  int64
-	uniqueid string // "" for a call without uniqueid
-	prior    int
+	amount  money.Micro
+	expires int64
 }
 
 // maxHeldAccounts bounds the mirror; past it, it starts over.
@@ -41,7 +64,7 @@ const maxHeldAccounts = 100_000
 func (h *holds) account(ctx context.Context, tx *db.Tx, id int64) (*heldAccount, error) {
 	if e := tx.Epoch(); e != 0 {
 		if h.epoch != e || len(h.accounts) >= maxHeldAccounts {
-			h.epoch, h.accounts, h.owner = e, map[int64]*heldAccount{}, map[int64]int64{}
+			h.epoch, h.accounts, h.owner = e, map[int64]*heldAccount{}, map[holdKey]int64{}
 		}
 		if a := h.accounts[id]; a != nil {
 			return a, nil
@@ -63,14 +86,15 @@ func (h *holds) account(ctx context.Context, tx *db.Tx, id int64) (*heldAccount,
 	if err != nil {
 		return nil, err
 	}
-	a := &heldAccount{balance: accs[id].Balance, overdraft: accs[id].Overdraft, open: make(map[int64]hold, len(rows))}
+	a := &heldAccount{balance: accs[id].Balance, overdraft: accs[id].Overdraft, open: make(map[holdKey]hold, len(rows))}
 	for _, r := range rows {
-		a.open[r.ID] = hold{amount: r.Amount, expires: r.Expires, uniqueid: r.UniqueID, prior: r.Prior}
+		a.open[callHold(r.UniqueID, r.Prior, r.ID)] = hold{amount: r.Amount, expires: r.Expires}
 	}
+	a.count(time.Now().Unix())
 	if tx.Epoch() != 0 {
 		h.accounts[id] = a
-		for rid := range a.open {
-			h.owner[rid] = id
+		for k := range a.open {
+			h.owner[k] = id
 		}
 	}
 	return a, nil
@@ -81,38 +105,64 @@ func (h *holds) account(ctx context.Context, tx *db.Tx, id int64) (*heldAccount,
 // the sweep deletes them) and the one of call uniqueid/prior (a retried callPrepare
 // replaces its own). The same sum as reservedBesides, over the mirror.
 func (a *heldAccount) spendable(now int64, uniqueid string, prior int) money.Micro {
-	m := a.balance + a.overdraft
-	for _, r := range a.open {
-		if r.expires >= now && !(uniqueid != "" && r.uniqueid == uniqueid && r.prior == prior) {
-			m -= r.amount
-		}
+	if now < a.countedAt || now > a.soonest {
+		a.count(now)
+	}
+	m := a.balance + a.overdraft - a.held
+	if own, ok := a.open[callHold(uniqueid, prior, 0)]; ok && uniqueid != "" && own.expires >= now {
+		m += own.amount
 	}
 	return m
+}
+
+// count sums the reservations that hold at unix time now.
+func (a *heldAccount) count(now int64) {
+	a.held, a.countedAt, a.soonest = 0, now, math.MaxInt64
+	for _, r := range a.open {
+		a.add(r)
+	}
+}
+
+// add and remove keep held and soonest for one reservation.
+func (a *heldAccount) add(r hold) {
+	if r.expires >= a.countedAt {
+		a.held += r.amount
+		a.soonest = min(a.soonest, r.expires)
+	}
+}
+
+func (a *heldAccount) remove(r hold) {
+	if r.expires >= a.countedAt {
+		a.held -= r.amount // soonest stays: an earlier bound only recounts sooner
+	}
 }
 
 // kept reports whether tx's changes are to be mirrored.
 func (h *holds) kept(tx *db.Tx) bool { return tx.Epoch() != 0 && tx.Epoch() == h.epoch }
 
-// reserved mirrors reservation id, inserted or updated in tx for account.
-func (h *holds) reserved(tx *db.Tx, account, id int64, r hold) {
+// reserved mirrors reservation k, inserted or updated in tx for account.
+func (h *holds) reserved(tx *db.Tx, account int64, k holdKey, r hold) {
 	if !h.kept(tx) {
 		return
 	}
-	h.released(tx, id) // an updated reservation may have moved between accounts
+	h.released(tx, k) // an updated reservation may have moved between accounts
 	if a := h.accounts[account]; a != nil {
-		a.open[id] = r
-		h.owner[id] = account
+		a.open[k] = r
+		a.add(r)
+		h.owner[k] = account
 	}
 }
 
-// released mirrors the deletion of reservation id in tx.
-func (h *holds) released(tx *db.Tx, id int64) {
+// released mirrors the deletion of reservation k in tx.
+func (h *holds) released(tx *db.Tx, k holdKey) {
 	if !h.kept(tx) {
 		return
 	}
-	if account, ok := h.owner[id]; ok {
-		delete(h.accounts[account].open, id)
-		delete(h.owner, id)
+	if account, ok := h.owner[k]; ok {
+		a := h.accounts[account]
+		a.remove(a.open[k])
+		delete(a.open, k)
+		delete(h.owner, k)
 	}
 }
 

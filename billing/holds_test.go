@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/billing/money"
 )
 
 // TestCallPathSeesEveryWriter: on SQLite the call path answers from the group-commit
@@ -56,4 +57,44 @@ func TestCallPathSeesEveryWriter(t *testing.T) {
 		}
 		checkLedger(t, e)
 	})
+}
+
+// heldAccount keeps its sum across expiries, retries and removals exactly as the
+// database's sum would be at each moment.
+func TestHeldAccountSum(t *testing.T) {
+	a := &heldAccount{balance: 100, overdraft: 10, open: map[holdKey]hold{}}
+	a.count(1000)
+	put := func(k holdKey, r hold) { a.open[k] = r; a.add(r) }
+	del := func(k holdKey) { a.remove(a.open[k]); delete(a.open, k) }
+	put(callHold("a", 1, 0), hold{amount: 30, expires: 1010})
+	put(callHold("b", 1, 0), hold{amount: 20, expires: 1020})
+	put(callHold("", 1, 7), hold{amount: 5, expires: 1030})
+	for _, c := range []struct {
+		now   int64
+		uid   string
+		prior int
+		want  money.Micro
+	}{
+		{1000, "", 0, 110 - 55},
+		{1010, "", 0, 110 - 55}, // expiring this second still holds
+		{1010, "a", 1, 110 - 25},
+		{1010, "a", 2, 110 - 55},
+		{1011, "", 0, 110 - 25},
+		{1011, "a", 1, 110 - 25}, // its own reservation has expired already
+		{1021, "", 0, 110 - 5},
+		{1031, "", 0, 110},
+		{999, "", 0, 110 - 55}, // the clock went back: counted again
+	} {
+		if got := a.spendable(c.now, c.uid, c.prior); got != c.want {
+			t.Errorf("at %d besides %q/%d: %d, want %d", c.now, c.uid, c.prior, got, c.want)
+		}
+	}
+	del(callHold("b", 1, 0))
+	put(callHold("c", 1, 0), hold{amount: 1, expires: 1005})
+	if got := a.spendable(1001, "", 0); got != 110-36 {
+		t.Errorf("after a removal and a new one: %d", got)
+	}
+	if got := a.spendable(1006, "", 0); got != 110-35 {
+		t.Errorf("after the new one expired: %d", got)
+	}
 }

@@ -29,7 +29,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	want := []byte(*expect)
-	r := loadgen.Run(ctx, loadgen.NewClient(*conc), loadgen.Config{Concurrency: *conc, Duration: *dur, MaxOps: *n},
+	r := loadgen.Run(ctx, loadgen.Config{Concurrency: *conc, Duration: *dur, MaxOps: *n},
 		func(ctx context.Context, w *loadgen.Worker) error {
 			status, body, err := w.Get(ctx, *url)
 			if err != nil {

@@ -60,15 +60,13 @@ type loader struct {
 // before, when set, runs between the warm-up and the measured run.
 func (l *loader) measure(ctx context.Context, name string, conc int, dur time.Duration, maxOps int64, op loadgen.Op,
 	before func()) phase {
-	client := loadgen.NewClient(conc)
-	defer client.CloseIdleConnections()
-	loadgen.Run(ctx, client, loadgen.Config{Concurrency: conc, Duration: l.s.warm, Seed: 1}, op)
+	loadgen.Run(ctx, loadgen.Config{Concurrency: conc, Duration: l.s.warm, Seed: 1}, op)
 	if before != nil {
 		before()
 	}
 	cpu0, _ := procCPU(l.d.pid)
 	self0 := selfCPU()
-	r := loadgen.Run(ctx, client, loadgen.Config{Concurrency: conc, Duration: dur, MaxOps: maxOps, Seed: 2}, op)
+	r := loadgen.Run(ctx, loadgen.Config{Concurrency: conc, Duration: dur, MaxOps: maxOps, Seed: 2}, op)
 	cpu1, _ := procCPU(l.d.pid)
 	self1 := selfCPU()
 	p := fromResult(name, r)
@@ -286,9 +284,9 @@ func rawWrites(ctx context.Context, s *settings, dsn string, logf func(string, .
 	}
 	var out []phase
 	for _, c := range s.levels {
-		loadgen.Run(ctx, nil, loadgen.Config{Concurrency: c, Duration: s.warm / 2, Seed: 1}, op)
+		loadgen.Run(ctx, loadgen.Config{Concurrency: c, Duration: s.warm / 2, Seed: 1}, op)
 		self0 := selfCPU()
-		r := loadgen.Run(ctx, nil, loadgen.Config{Concurrency: c, Duration: s.rawDur, Seed: 2}, op)
+		r := loadgen.Run(ctx, loadgen.Config{Concurrency: c, Duration: s.rawDur, Seed: 2}, op)
 		p := fromResult(phRawTx, r)
 		if r.Ops > 0 {
 			p.GenCPU = (selfCPU() - self0) / time.Duration(r.Ops)
@@ -370,9 +368,9 @@ func groupCommit(ctx context.Context, s *settings, d *db.DB, accounts int) phase
 		return <-m.done
 	}
 	c := level64(s.levels)
-	loadgen.Run(ctx, nil, loadgen.Config{Concurrency: c, Duration: s.warm / 2, Seed: 1}, op)
+	loadgen.Run(ctx, loadgen.Config{Concurrency: c, Duration: s.warm / 2, Seed: 1}, op)
 	self0 := selfCPU()
-	r := loadgen.Run(ctx, nil, loadgen.Config{Concurrency: c, Duration: s.rawDur, Seed: 2}, op)
+	r := loadgen.Run(ctx, loadgen.Config{Concurrency: c, Duration: s.rawDur, Seed: 2}, op)
 	p := fromResult(phRawGrp, r)
 	if r.Ops > 0 {
 		p.GenCPU = (selfCPU() - self0) / time.Duration(r.Ops)
