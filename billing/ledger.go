@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -27,7 +28,19 @@ const (
 // the only way money moves, so a balance always equals the sum of its ledger.
 func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kind, ref, comment string, by int64) (money.Micro, error) {
 	var balance money.Micro
-	err := tx.Get(ctx, &balance, `UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance`, amount, account)
+	var err error
+	if tx.Dialect() == db.SQLite { // where RETURNING costs more than a second statement
+		var res sql.Result
+		if res, err = tx.Exec(ctx, `UPDATE accounts SET balance = balance + ? WHERE id = ?`, amount, account); err == nil {
+			if n, _ := res.RowsAffected(); n == 0 {
+				err = sql.ErrNoRows
+			} else {
+				err = tx.Get(ctx, &balance, `SELECT balance FROM accounts WHERE id = ?`, account)
+			}
+		}
+	} else {
+		err = tx.Get(ctx, &balance, `UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance`, amount, account)
+	}
 	if db.IsNotFound(err) {
 		return 0, apierr.New(apierr.NotExist, "no account %d", account)
 	} else if err != nil {
