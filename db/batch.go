@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -36,6 +39,8 @@ type batcher struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
+	commits, jobsRun atomic.Uint64 // see GroupCommits
+
 	// Owned by the writer goroutine.
 	conn        *sqlx.Conn // the writer's own connection; nil until the first batch or after an error
 	dataVersion int64      // PRAGMA data_version after the writer's last commit
@@ -56,8 +61,9 @@ func (d *DB) InTxBatch(ctx context.Context, fn func(*Tx) error) error {
 	d.batch.once.Do(func() {
 		d.batch.jobs = make(chan *batchJob, maxBatch)
 		d.batch.stop = make(chan struct{})
-		d.batch.wg.Add(1)
+		d.batch.wg.Add(2)
 		go d.runBatches()
+		go d.runCheckpoints()
 	})
 	j := &batchJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
@@ -70,6 +76,25 @@ func (d *DB) InTxBatch(ctx context.Context, fn func(*Tx) error) error {
 	return <-j.done
 }
 
+// minBatch: a smaller group lets the goroutines ready to run go first, once, so their
+// jobs join it. A commit costs about as much as several jobs (its own pages: the tails
+// of the tables and indexes every job appends to), and a goroutine about to queue a job
+// is usually waiting only for a processor.
+const minBatch = 8
+
+// collect adds the jobs queued now to batch, up to maxBatch.
+func (d *DB) collect(batch []*batchJob) []*batchJob {
+	for len(batch) < maxBatch {
+		select {
+		case j := <-d.batch.jobs:
+			batch = append(batch, j)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 func (d *DB) runBatches() {
 	defer d.batch.wg.Done()
 	for {
@@ -79,15 +104,10 @@ func (d *DB) runBatches() {
 		case <-d.batch.stop:
 			return
 		}
-		batch := []*batchJob{first}
-	collect:
-		for len(batch) < maxBatch {
-			select {
-			case j := <-d.batch.jobs:
-				batch = append(batch, j)
-			default:
-				break collect
-			}
+		batch := d.collect([]*batchJob{first})
+		if len(batch) < minBatch {
+			runtime.Gosched()
+			batch = d.collect(batch)
 		}
 		d.commitBatch(batch)
 	}
@@ -167,6 +187,8 @@ func (d *DB) runBatch(jobs []*batchJob, savepoints bool) ([]error, error) {
 			return abort(Translate(err))
 		}
 	}
+	b.commits.Add(1)
+	b.jobsRun.Add(uint64(len(jobs)))
 	if err := x.Commit(); err != nil {
 		b.conn.Close() // the connection's state is unknown: start on a fresh one
 		b.conn = nil
@@ -185,6 +207,11 @@ func (d *DB) beginWriter() (*sqlx.Tx, error) {
 	if b.conn == nil {
 		c, err := d.Connx(ctx)
 		if err != nil {
+			return nil, Translate(err)
+		}
+		// Checkpoints are the checkpointer's (runCheckpoints), not the commit's.
+		if _, err := c.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+			c.Close()
 			return nil, Translate(err)
 		}
 		b.conn, b.epoch = c, b.epoch+1
@@ -214,6 +241,62 @@ func runJob(fn func(*Tx) error, tx *Tx) (err error) {
 		}
 	}()
 	return fn(tx)
+}
+
+// checkpointEvery is how often the checkpointer copies the WAL into the database.
+const checkpointEvery = 100 * time.Millisecond
+
+// runCheckpoints copies the WAL back into the database on its own connection, beside
+// the writer. Left to the writer (SQLite's wal_autocheckpoint), every thousandth page
+// made one commit copy a thousand pages and wait for two fsyncs while every call waited
+// behind it, and pages written again and again were copied each time. A PASSIVE
+// checkpoint blocks no one, but the WAL only starts over once all of it is copied, which
+// a writer that never pauses never lets happen: so a second checkpoint, while our
+// writers wait, copies what was written meanwhile, and the next transaction restarts the
+// WAL from its beginning.
+func (d *DB) runCheckpoints() {
+	defer d.batch.wg.Done()
+	ctx := context.Background()
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	var c *sqlx.Conn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	checkpoint := func() error {
+		_, err := c.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		return err
+	}
+	for {
+		select {
+		case <-d.batch.stop:
+			return
+		case <-t.C:
+		}
+		var err error
+		if c == nil {
+			if c, err = d.Connx(ctx); err != nil {
+				continue
+			}
+		}
+		if err = checkpoint(); err == nil {
+			d.writeSlot <- struct{}{}
+			err = checkpoint()
+			<-d.writeSlot
+		}
+		if err != nil {
+			c.Close()
+			c = nil
+		}
+	}
+}
+
+// GroupCommits reports how many group commits the writer has made and how many jobs
+// they held (attempts that rolled back included).
+func (d *DB) GroupCommits() (commits, jobs uint64) {
+	return d.batch.commits.Load(), d.batch.jobsRun.Load()
 }
 
 // closeBatches stops the group-commit goroutine.

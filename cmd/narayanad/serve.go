@@ -88,7 +88,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pln.Close()
 		log.Info("profiling", "address", pln.Addr().String())
-		go http.Serve(pln, pprofMux())
+		go http.Serve(pln, pprofMux(d))
 	}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -132,9 +132,14 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// pprofMux serves net/http/pprof's handlers, on their own listener rather than the API's.
-func pprofMux() *http.ServeMux {
+// pprofMux serves net/http/pprof's handlers, on their own listener rather than the API's,
+// and /debug/groupcommit: the group commits so far and the jobs they held.
+func pprofMux(d *db.DB) *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/groupcommit", func(w http.ResponseWriter, _ *http.Request) {
+		commits, jobs := d.GroupCommits()
+		fmt.Fprintf(w, "commits %d\njobs %d\n", commits, jobs)
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
