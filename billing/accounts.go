@@ -286,7 +286,7 @@ func (s *Service) updateAccount(r *Request) (any, error) {
 		if delta == 0 {
 			return nil
 		}
-		_, err = post(r.ctx, tx, n, delta, KindManual, "", "balance set by "+actor.Username, actor.ID)
+		err = post(r.ctx, tx, n, delta, KindManual, "", "balance set by "+actor.Username, actor.ID)
 		return err
 	})
 }
@@ -356,15 +356,15 @@ func (s *Service) transferMoney(r *Request) (any, error) {
 			}
 		}
 		ref := "account:" + strconv.FormatInt(to, 10)
-		if _, err := post(r.ctx, tx, from, -sys, KindTransfer, ref, r.Str("comment"), sender.ID); err != nil {
+		if err := post(r.ctx, tx, from, -sys, KindTransfer, ref, r.Str("comment"), sender.ID); err != nil {
 			return err
 		}
 		if fee > 0 {
-			if _, err := post(r.ctx, tx, from, -fee, KindFee, ref, "transfer fee", sender.ID); err != nil {
+			if err := post(r.ctx, tx, from, -fee, KindFee, ref, "transfer fee", sender.ID); err != nil {
 				return err
 			}
 		}
-		_, err = post(r.ctx, tx, to, sys, KindTransfer, "account:"+strconv.FormatInt(from, 10), r.Str("comment"), sender.ID)
+		err = post(r.ctx, tx, to, sys, KindTransfer, "account:"+strconv.FormatInt(from, 10), r.Str("comment"), sender.ID)
 		return err
 	})
 }

@@ -530,11 +530,10 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		}
 		if cost != 0 {
 			ref := "call:" + strconv.FormatInt(id, 10)
-			balance, err := post(ctx, tx, u.AccountID, -cost, KindCall, ref, dest, u.ID)
-			if err != nil {
+			if err := post(ctx, tx, u.AccountID, -cost, KindCall, ref, dest, u.ID); err != nil {
 				return err
 			}
-			s.holds.posted(tx, u.AccountID, balance)
+			s.holds.posted(tx, u.AccountID, -cost)
 		}
 		return nil
 	})

@@ -381,7 +381,7 @@ func chargeDID(ctx context.Context, tx *db.Tx, account int64, amount money.Micro
 	if avail < amount {
 		return apierr.New(apierr.InsufficientMoney, "account %d cannot pay %s", account, amount)
 	}
-	_, err = post(ctx, tx, account, -amount, KindDID, "did:"+number, comment, by)
+	err = post(ctx, tx, account, -amount, KindDID, "did:"+number, comment, by)
 	return err
 }
 

@@ -166,12 +166,12 @@ func (h *holds) released(tx *db.Tx, k holdKey) {
 	}
 }
 
-// posted mirrors an account's new balance after post in tx.
-func (h *holds) posted(tx *db.Tx, account int64, balance money.Micro) {
+// posted mirrors post's change of an account's balance by amount in tx.
+func (h *holds) posted(tx *db.Tx, account int64, amount money.Micro) {
 	if !h.kept(tx) {
 		return
 	}
 	if a := h.accounts[account]; a != nil {
-		a.balance = balance
+		a.balance += amount
 	}
 }

@@ -586,7 +586,7 @@ func (s *Service) finishInvoice(r *Request) (any, error) {
 		if cur.OwnerID.Valid {
 			by = cur.OwnerID.Int64
 		}
-		_, err = post(ctx, tx, cur.AccountID.Int64, cur.Amount, KindInvoice, "invoice:"+strconv.FormatInt(id, 10),
+		err = post(ctx, tx, cur.AccountID.Int64, cur.Amount, KindInvoice, "invoice:"+strconv.FormatInt(id, 10),
 			"payment by "+name, by)
 		return err
 	})

@@ -304,7 +304,7 @@ func TestMonthlyInvoice(t *testing.T) {
 			t.Helper()
 			m, _ := money.Parse(amount)
 			err := e.s.DB.InTx(ctx, func(tx *db.Tx) error {
-				if _, err := post(ctx, tx, u.Number, m, kind, "test", "", 0); err != nil {
+				if err := post(ctx, tx, u.Number, m, kind, "test", "", 0); err != nil {
 					return err
 				}
 				_, err := tx.Exec(ctx, `UPDATE ledger SET created_at = ? WHERE id = (SELECT MAX(id) FROM ledger)`, at.Unix())

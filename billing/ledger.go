@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -25,30 +24,22 @@ const (
 )
 
 // post changes an account's balance by amount and writes the ledger row for it, inside tx:
-// the only way money moves, so a balance always equals the sum of its ledger.
-func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kind, ref, comment string, by int64) (money.Micro, error) {
-	var balance money.Micro
-	var err error
-	if tx.Dialect() == db.SQLite { // where RETURNING costs more than a second statement
-		var res sql.Result
-		if res, err = tx.Exec(ctx, `UPDATE accounts SET balance = balance + ? WHERE id = ?`, amount, account); err == nil {
-			if n, _ := res.RowsAffected(); n == 0 {
-				err = sql.ErrNoRows
-			} else {
-				err = tx.Get(ctx, &balance, `SELECT balance FROM accounts WHERE id = ?`, account)
-			}
-		}
-	} else {
-		err = tx.Get(ctx, &balance, `UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance`, amount, account)
+// the only way money moves, so a balance always equals the sum of its ledger. (The ledger
+// row reads the new balance in its own INSERT: on SQLite a RETURNING would cost more.)
+func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kind, ref, comment string, by int64) error {
+	res, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + ? WHERE id = ?`, amount, account)
+	if err != nil {
+		return err
 	}
-	if db.IsNotFound(err) {
-		return 0, apierr.New(apierr.NotExist, "no account %d", account)
-	} else if err != nil {
-		return 0, err
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return apierr.New(apierr.NotExist, "no account %d", account)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO ledger (account_id, amount, balance, kind, ref, comment, user_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, account, amount, balance, kind, ref, comment, by, time.Now().Unix())
-	return balance, err
+		VALUES (?, ?, (SELECT balance FROM accounts WHERE id = ?), ?, ?, ?, ?, ?)`,
+		account, amount, account, kind, ref, comment, by, time.Now().Unix())
+	return err
 }
 
 // reserved is the money held by the account's open calls. A reservation past its expiry

@@ -107,7 +107,7 @@ func renewDueDID(ctx context.Context, tx *db.Tx, did string, now time.Time, by i
 		next := time.Unix(exp, 0).UTC().AddDate(0, 1, 0).Unix()
 		if d.Cost > 0 {
 			comment := "DID " + did + " rent until " + formatTime(next, 0)
-			if _, err := post(ctx, tx, d.Account, -d.Cost, KindDID, "did:"+did, comment, by); err != nil {
+			if err := post(ctx, tx, d.Account, -d.Cost, KindDID, "did:"+did, comment, by); err != nil {
 				return err
 			}
 			avail -= d.Cost

@@ -127,7 +127,8 @@ func TestTransferMoney(t *testing.T) {
 	})
 }
 
-// checkLedger: every account's balance equals the sum of its ledger rows.
+// checkLedger: every account's balance equals the sum of its ledger rows, and every
+// ledger row records the balance it left.
 func checkLedger(t *testing.T, e *env) {
 	t.Helper()
 	var bad []struct {
@@ -143,6 +144,16 @@ func checkLedger(t *testing.T, e *env) {
 	}
 	for _, b := range bad {
 		t.Errorf("account %d: balance %s, ledger sum %s", b.ID, b.Balance, b.Sum)
+	}
+	// And each ledger row's balance is the account's balance right after it.
+	var wrong int
+	err = e.s.DB.Q().Get(context.Background(), &wrong, `SELECT COUNT(*) FROM ledger l
+		WHERE l.balance <> (SELECT SUM(m.amount) FROM ledger m WHERE m.account_id = l.account_id AND m.id <= l.id)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrong > 0 {
+		t.Errorf("%d ledger rows whose balance is not the running sum of their account's", wrong)
 	}
 }
 

@@ -245,7 +245,7 @@ func (s *Service) createPrepaidCode(r *Request) (any, error) {
 					return apierr.New(apierr.InsufficientMoney, "account %d cannot pay %s %s", a.Number, r.Money("balance"), creator.Currency)
 				}
 			}
-			if _, err := post(r.ctx, tx, a.Number, -amount, KindPrepaid, codeRef(code), "prepaid code created", creator.ID); err != nil {
+			if err := post(r.ctx, tx, a.Number, -amount, KindPrepaid, codeRef(code), "prepaid code created", creator.ID); err != nil {
 				return err
 			}
 		}
@@ -310,7 +310,7 @@ func (s *Service) activatePrepaidCode(r *Request) (any, error) {
 			amount, u.Username, now, c.Code); err != nil {
 			return err
 		}
-		_, err = post(r.ctx, tx, u.Number, amount, KindPrepaid, codeRef(c.Code), "prepaid code activated", u.ID)
+		err = post(r.ctx, tx, u.Number, amount, KindPrepaid, codeRef(c.Code), "prepaid code activated", u.ID)
 		return err
 	})
 }
@@ -397,7 +397,7 @@ func (s *Service) deletePrepaidCode(r *Request) (any, error) {
 			if _, err := lockAccounts(r.ctx, tx, from[0]); err != nil {
 				return err
 			}
-			if _, err := post(r.ctx, tx, from[0], c.Balance, KindPrepaid, codeRef(c.Code), "prepaid code deleted", actor.ID); err != nil {
+			if err := post(r.ctx, tx, from[0], c.Balance, KindPrepaid, codeRef(c.Code), "prepaid code deleted", actor.ID); err != nil {
 				return err
 			}
 		}
@@ -483,7 +483,7 @@ func (s *Service) registerByCode(r *Request) (any, error) {
 			return err
 		}
 		if c.Balance > 0 {
-			_, err = post(r.ctx, tx, account, c.Balance, KindPrepaid, codeRef(c.Code), "prepaid code activated", id)
+			err = post(r.ctx, tx, account, c.Balance, KindPrepaid, codeRef(c.Code), "prepaid code activated", id)
 		}
 		return err
 	})

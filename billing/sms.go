@@ -239,7 +239,7 @@ func (s *Service) storeSent(r *Request, u *User, rt smsRoute, typ, kind, from, t
 		if typ == "voice" {
 			what = "voice message"
 		}
-		_, err = post(r.ctx, tx, u.AccountID, -rt.Cost, kind, fmt.Sprintf("sms:%d", id),
+		err = post(r.ctx, tx, u.AccountID, -rt.Cost, kind, fmt.Sprintf("sms:%d", id),
 			fmt.Sprintf("%s to %s via %s", what, to, rt.Name), r.Caller.Actor.ID)
 		return err
 	})

@@ -421,7 +421,7 @@ func (s *Service) registerUser(r *Request) (any, error) {
 			return err
 		}
 		if initial > 0 {
-			if _, err := post(r.ctx, tx, account, initial, KindInitial, "user:"+name, "initial balance", registrar.ID); err != nil {
+			if err := post(r.ctx, tx, account, initial, KindInitial, "user:"+name, "initial balance", registrar.ID); err != nil {
 				return err
 			}
 		}
