@@ -19,7 +19,6 @@ import (
 	"github.com/narayana/narayanad/billing/apierr"
 	"github.com/narayana/narayanad/billing/money"
 	"github.com/narayana/narayanad/db"
-	"github.com/narayana/narayanad/db/dbtest"
 )
 
 // astKey is the Asterisk's server key: auth_by sip_extension, so answers are plain text.
@@ -495,15 +494,7 @@ func TestCallsTwoDaemons(t *testing.T) {
 	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
 		t.Run(string(dialect), func(t *testing.T) {
 			ctx := context.Background()
-			dsn := dbtest.DSN(t, dialect)
-			open := func() *db.DB {
-				d, err := db.Open(ctx, dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { d.Close() })
-				return d
-			}
+			open := samePool(t, dialect)
 			d1 := open() // Bootstrap (in newEnv) migrates it
 			e := newEnv(t, d1)
 			s2, err := Start(ctx, open(), testConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -1,14 +1,12 @@
 package billing
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/narayana/narayanad/billing/apierr"
 	"github.com/narayana/narayanad/db"
-	"github.com/narayana/narayanad/db/dbtest"
 )
 
 // TestDirectoryCacheSeesChanges: the call path answers from the directory cache, and any
@@ -51,16 +49,7 @@ func TestDirectoryCacheSeesChanges(t *testing.T) {
 func TestDirectorySeesOtherProcesses(t *testing.T) {
 	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
 		t.Run(string(dialect), func(t *testing.T) {
-			ctx := context.Background()
-			dsn := dbtest.DSN(t, dialect)
-			open := func() *db.DB {
-				d, err := db.Open(ctx, dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { d.Close() })
-				return d
-			}
+			open := samePool(t, dialect)
 			e := newEnv(t, open())
 			other := open()
 			e.s.Gate.Directory.ForeignEvery = 30 * time.Millisecond

@@ -183,3 +183,17 @@ func field(a answer, name string) string {
 		return string(b)
 	}
 }
+
+// samePool returns a function that opens another pool of connections to one fresh
+// database of dialect each time it is called, as another daemon would.
+func samePool(t *testing.T, dialect db.Dialect) func() *db.DB {
+	dsn := dbtest.DSN(t, dialect)
+	return func() *db.DB {
+		d, err := db.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+}
