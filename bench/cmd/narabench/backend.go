@@ -107,23 +107,27 @@ func (b *backendResult) run(ctx context.Context, s *settings, dsn, rawDSN string
 		logf("calls: %s", b.CallsNote)
 	}
 
+	// Each level's call phases run right after its floor: on a shared machine the cores
+	// a run gets drift over a minute, and a ratio should divide figures measured together.
 	for _, c := range s.levels {
 		b.Phases = append(b.Phases, l.measure(ctx, phFloor, c, s.dur, 0, l.floorOp(), nil))
+		if c == level64(s.levels) {
+			b.Phases = append(b.Phases, l.measure(ctx, phHealthz, c, s.dur/2, 0, l.healthzOp(), nil))
+		}
+		if !b.HasCalls {
+			continue
+		}
+		for _, ph := range []struct {
+			name string
+			op   loadgen.Op
+		}{{phPrepare, l.prepareOp()}, {phCycle, l.cycleOp()}} {
+			b.Phases = append(b.Phases, l.measure(ctx, ph.name, c, s.dur, 0, ph.op, nil))
+			if err := clearReservations(ctx, hdb); err != nil {
+				return err
+			}
+		}
 	}
-	b.Phases = append(b.Phases, l.measure(ctx, phHealthz, level64(s.levels), s.dur/2, 0, l.healthzOp(), nil))
 	if b.HasCalls {
-		for _, c := range s.levels {
-			b.Phases = append(b.Phases, l.measure(ctx, phPrepare, c, s.dur, 0, l.prepareOp(), nil))
-			if err := clearReservations(ctx, hdb); err != nil {
-				return err
-			}
-		}
-		for _, c := range s.levels {
-			b.Phases = append(b.Phases, l.measure(ctx, phCycle, c, s.dur, 0, l.cycleOp(), nil))
-			if err := clearReservations(ctx, hdb); err != nil {
-				return err
-			}
-		}
 		b.checkMoney(ctx, hdb, ds, "after the call-cycle runs", logf)
 		if long > 0 && ctx.Err() == nil {
 			b.Long = b.longRun(ctx, l, s, long)

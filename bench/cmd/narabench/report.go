@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 )
@@ -102,7 +103,11 @@ func dur(d time.Duration) string {
 // phases, to the raw write transactions a second.
 func (b *backendResult) rows() [][]string {
 	var out [][]string
-	all := append(append([]phase{}, b.Phases...), b.Raw...)
+	// Measured level by level; shown phase by phase.
+	rank := map[string]int{phFloor: 0, phHealthz: 1, phPrepare: 2, phCycle: 3}
+	all := append([]phase{}, b.Phases...)
+	sort.SliceStable(all, func(i, j int) bool { return rank[all[i].Name] < rank[all[j].Name] })
+	all = append(all, b.Raw...)
 	if b.Long != nil {
 		all = append(all, b.Long.Phase)
 	}
