@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type backendResult struct {
 	HasCalls  bool          // callPrepare and callFinish answer
 	CallsNote string        // why not, when they do not
 	Phases    []phase
+	Repeats   string // the runs repeated at the targets' level, when they were
 	Raw       []phase
 	Money     []moneyResult
 	Long      *longRun
@@ -109,24 +111,34 @@ func (b *backendResult) run(ctx context.Context, s *settings, dsn, rawDSN string
 
 	// Each level's call phases run right after its floor: on a shared machine the cores
 	// a run gets drift over a minute, and a ratio should divide figures measured together.
+	// At the targets' level the block runs s.reps times and the median run of each phase
+	// is kept (medianRuns), so that one slow moment of the machine does not decide them.
+	l64 := level64(s.levels)
 	for _, c := range s.levels {
-		b.Phases = append(b.Phases, l.measure(ctx, phFloor, c, s.dur, 0, l.floorOp(), nil))
-		if c == level64(s.levels) {
-			b.Phases = append(b.Phases, l.measure(ctx, phHealthz, c, s.dur/2, 0, l.healthzOp(), nil))
+		reps := 1
+		if c == l64 {
+			reps = max(s.reps, 1)
 		}
-		if !b.HasCalls {
-			continue
-		}
-		for _, ph := range []struct {
-			name string
-			op   loadgen.Op
-		}{{phPrepare, l.prepareOp()}, {phCycle, l.cycleOp()}} {
-			b.Phases = append(b.Phases, l.measure(ctx, ph.name, c, s.dur, 0, ph.op, nil))
-			if err := clearReservations(ctx, hdb); err != nil {
-				return err
+		for rep := range reps {
+			b.Phases = append(b.Phases, l.measure(ctx, phFloor, c, s.dur, 0, l.floorOp(), nil))
+			if c == l64 && rep == 0 {
+				b.Phases = append(b.Phases, l.measure(ctx, phHealthz, c, s.dur/2, 0, l.healthzOp(), nil))
+			}
+			if !b.HasCalls {
+				continue
+			}
+			for _, ph := range []struct {
+				name string
+				op   loadgen.Op
+			}{{phPrepare, l.prepareOp()}, {phCycle, l.cycleOp()}} {
+				b.Phases = append(b.Phases, l.measure(ctx, ph.name, c, s.dur, 0, ph.op, nil))
+				if err := clearReservations(ctx, hdb); err != nil {
+					return err
+				}
 			}
 		}
 	}
+	b.Phases, b.Repeats = medianRuns(b.Phases, l64)
 	if b.HasCalls {
 		b.checkMoney(ctx, hdb, ds, "after the call-cycle runs", logf)
 		if long > 0 && ctx.Err() == nil {
@@ -224,6 +236,54 @@ func (b *backendResult) longRun(ctx context.Context, l *loader, s *settings, dur
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
 // level64 is the concurrency the targets are stated at, or the nearest measured one.
+// medianRuns keeps, of each phase measured more than once at c clients, the run with the
+// median rate (in the place of the first), and describes all of them.
+func medianRuns(ps []phase, c int) ([]phase, string) {
+	runs := map[string][]phase{}
+	var names []string
+	for _, p := range ps {
+		if p.Conc == c {
+			if runs[p.Name] == nil {
+				names = append(names, p.Name)
+			}
+			runs[p.Name] = append(runs[p.Name], p)
+		}
+	}
+	var out []phase
+	var notes []string
+	kept := map[string]bool{}
+	for _, p := range ps {
+		rs := runs[p.Name]
+		if p.Conc != c || len(rs) < 2 {
+			out = append(out, p)
+			continue
+		}
+		if kept[p.Name] {
+			continue
+		}
+		kept[p.Name] = true
+		sorted := append([]phase{}, rs...)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i].Rate < sorted[j].Rate })
+		out = append(out, sorted[len(sorted)/2])
+	}
+	for _, n := range names {
+		rs := runs[n]
+		if len(rs) < 2 {
+			continue
+		}
+		var rates []string
+		for _, r := range rs {
+			rates = append(rates, fmt.Sprintf("%.0f/s (%s CPU)", r.Rate, dur(r.DaemonCPU)))
+		}
+		notes = append(notes, n+" "+strings.Join(rates, ", "))
+	}
+	if len(notes) == 0 {
+		return out, ""
+	}
+	return out, fmt.Sprintf("at %d clients each phase below ran %d times, one after the other, and the tables show its median run: %s",
+		c, len(runs[names[0]]), strings.Join(notes, "; "))
+}
+
 func level64(levels []int) int {
 	best := levels[0]
 	for _, c := range levels {

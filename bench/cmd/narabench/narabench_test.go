@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -94,5 +95,32 @@ func TestLevel64(t *testing.T) {
 		if got := level64(c.levels); got != c.want {
 			t.Errorf("level64(%v) = %d, want %d", c.levels, got, c.want)
 		}
+	}
+}
+
+// medianRuns keeps the median run of each phase repeated at the targets' level, where
+// the first run stood, and leaves the other levels alone.
+func TestMedianRuns(t *testing.T) {
+	ps := []phase{
+		{Name: phFloor, Conc: 16, Rate: 9},
+		{Name: phFloor, Conc: 64, Rate: 30},
+		{Name: phHealthz, Conc: 64, Rate: 99},
+		{Name: phPrepare, Conc: 64, Rate: 12},
+		{Name: phFloor, Conc: 64, Rate: 10},
+		{Name: phPrepare, Conc: 64, Rate: 11},
+		{Name: phFloor, Conc: 64, Rate: 20},
+		{Name: phPrepare, Conc: 64, Rate: 13},
+	}
+	out, note := medianRuns(ps, 64)
+	var got []string
+	for _, p := range out {
+		got = append(got, fmt.Sprintf("%s@%d=%.0f", p.Name, p.Conc, p.Rate))
+	}
+	want := []string{phFloor + "@16=9", phFloor + "@64=20", phHealthz + "@64=99", phPrepare + "@64=12"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("kept %v, want %v", got, want)
+	}
+	if !strings.Contains(note, "ran 3 times") || !strings.Contains(note, "30/s") || strings.Contains(note, "99/s") {
+		t.Fatalf("note %q", note)
 	}
 }

@@ -167,6 +167,9 @@ func (b *backendResult) facts() []string {
 	if !b.HasCalls && b.CallsNote != "" {
 		f = append(f, "callPrepare / callFinish: "+b.CallsNote)
 	}
+	if b.Repeats != "" {
+		f = append(f, b.Repeats)
+	}
 	for _, m := range b.Money {
 		line := "money check " + m.When + ": " + m.Check.String()
 		if m.Err != "" {
