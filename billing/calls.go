@@ -48,8 +48,9 @@ func declined(code string) string { return "Declined " + code }
 
 // callParty is who places a call: the user and the extension.
 type callParty struct {
-	user *User
-	ext  *Extension // nil when the user has no extension
+	user    *User
+	ext     *Extension // nil when the user has no extension
+	options []int64    // the extension's tariff options (sip_rates_options), parsed once
 }
 
 // callParty finds who places the call. The answer is cached in the gate's directory
@@ -96,6 +97,13 @@ func (s *Service) loadCallParty(ctx context.Context, userID int64, login string)
 			p.ext = &exts[0]
 		}
 	}
+	if p.ext != nil {
+		for _, f := range strings.Split(p.ext.RatesOptions, ",") {
+			if id, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64); err == nil {
+				p.options = append(p.options, id)
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -134,7 +142,7 @@ func (p *callParty) pitch() int {
 // rate prices a call to dest for the party: the extension's tariff, else the user's, with
 // the extension's tariff options.
 func (p *callParty) rate(snap *rating.Snapshot, dest string, prior int, isDID bool) (rating.Quote, error) {
-	q := rating.Query{Number: dest, Prior: prior, IsDID: isDID}
+	q := rating.Query{Number: dest, Prior: prior, IsDID: isDID, Options: p.options}
 	switch {
 	case p.ext != nil && p.ext.RatesID.Valid:
 		q.TariffID = p.ext.RatesID.Int64
@@ -142,13 +150,6 @@ func (p *callParty) rate(snap *rating.Snapshot, dest string, prior int, isDID bo
 		q.TariffID = p.user.RatesID.Int64
 	default:
 		return rating.Quote{}, fmt.Errorf("%w: user %s has no tariff", rating.ErrUnroutable, p.user.Username)
-	}
-	if p.ext != nil {
-		for _, f := range strings.Split(p.ext.RatesOptions, ",") {
-			if id, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64); err == nil {
-				q.Options = append(q.Options, id)
-			}
-		}
 	}
 	return snap.Rate(q)
 }
