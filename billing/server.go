@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -80,8 +81,9 @@ func (s *Service) serveAPI(c echo.Context) {
 			s.Log.Error("panic in method", "method", cl.method, "panic", p, "stack", string(debug.Stack()))
 			s.answer(c, cl, nil, apierr.New(apierr.UndefinedInstruction, "the method failed"))
 		}
-		s.Log.Info("request", "method", cl.method, "remote", c.Request().RemoteAddr,
-			"status", cl.status, "code", cl.code, "duration", time.Since(start))
+		s.Log.LogAttrs(context.Background(), slog.LevelInfo, "request", slog.String("method", cl.method),
+			slog.String("remote", c.Request().RemoteAddr), slog.Int("status", cl.status),
+			slog.String("code", cl.code), slog.Duration("duration", time.Since(start)))
 	}()
 	resp, err := s.run(c, cl)
 	s.answer(c, cl, resp, err)
