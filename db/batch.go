@@ -51,12 +51,14 @@ type batcher struct {
 // with other callers' functions and they commit together; an error rolls back only that
 // fn. fn must only use tx (a fn that waits for another transaction would wait for
 // itself), and may run twice (a batch whose other job failed runs again), so it must
-// have no effect outside tx but setting its own results. On PostgreSQL, which runs transactions in parallel,
-// it is InTx. Once fn has started it runs to the end whatever happens to ctx, and
-// InTxBatch waits for it: the caller always learns whether it committed.
+// have no effect outside tx but setting its own results and keeping rows under
+// tx.Epoch() (a rolled-back attempt moves the epoch). On PostgreSQL, which runs
+// transactions in parallel, it is InTx, not counted in Writes. Once fn has started it
+// runs to the end whatever happens to ctx, and InTxBatch waits for it: the caller always
+// learns whether it committed.
 func (d *DB) InTxBatch(ctx context.Context, fn func(*Tx) error) error {
 	if d.Dialect != SQLite {
-		return d.InTx(ctx, fn)
+		return d.inTx(ctx, fn) // the call path's own writes: not counted in Writes
 	}
 	d.batch.once.Do(func() {
 		d.batch.jobs = make(chan *batchJob, maxBatch)

@@ -210,6 +210,12 @@ func (d *DB) Close() error {
 
 // InTx runs fn in a transaction, committing when it returns nil.
 func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	defer d.wrote()
+	return d.inTx(ctx, fn)
+}
+
+// inTx is InTx without counting it in Writes.
+func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	if d.writeSlot != nil {
 		select {
 		case d.writeSlot <- struct{}{}:
@@ -218,7 +224,6 @@ func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 			return ctx.Err()
 		}
 	}
-	defer d.wrote()
 	x, err := d.BeginTxx(ctx, nil)
 	if err != nil {
 		return Translate(err)
