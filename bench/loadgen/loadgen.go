@@ -146,6 +146,8 @@ func (w *Worker) roundTrip(ctx context.Context) (status int, body []byte, starte
 		}
 	}
 	switch {
+	case status == 204 || status == 304 || status < 200: // no body, whatever the headers say
+		w.body = w.body[:0]
 	case chunked:
 		err = w.readChunked()
 	case length >= 0:

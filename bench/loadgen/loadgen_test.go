@@ -75,6 +75,8 @@ func TestWorkerGetHTTP(t *testing.T) {
 			fmt.Fprint(w, "bye")
 		case "/missing":
 			http.NotFound(w, r)
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
 		default:
 			fmt.Fprintf(w, "q=%s", r.URL.Query().Get("q"))
 		}
@@ -98,6 +100,7 @@ func TestWorkerGetHTTP(t *testing.T) {
 		{"?q=b", "q=b", 200, 1},
 		{"/chunked", "one,two", 200, 1},
 		{"/missing", "404 page not found\n", 404, 1},
+		{"/empty", "", 204, 1},
 		{"/close", "bye", 200, 1},
 		{"/?q=c", "q=c", 200, 2},
 		{"/idle-closed", "", 0, 3}, // the server drops the kept connection first
