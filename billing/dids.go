@@ -63,12 +63,8 @@ func (r *Request) ownedDID(q db.Queryer, number string) (*DID, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err := r.managesOwner(d.OwnerID)
-	if err != nil {
+	if err := r.mustManage(d.OwnerID, "DID "+d.DID); err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, apierr.New(apierr.DoesNotBelongToYou, "DID %s is not yours", d.DID)
 	}
 	return d, nil
 }

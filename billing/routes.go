@@ -62,6 +62,16 @@ func routeByID(ctx context.Context, q db.Queryer, id int64) (*Route, error) {
 // managesOwner applies the ownership rule to an object with an owner_id column: the actor
 // manages it when they manage its owner; an object without an owner (or whose owner was
 // deleted) belongs to the administrators.
+// mustManage is managesOwner as a refusal: E_DOES_NOT_BELONG_TO_YOU naming what (e.g.
+// "DID 123") when the actor does not manage it.
+func (r *Request) mustManage(owner sql.NullInt64, what string) error {
+	ok, err := r.managesOwner(owner)
+	if err == nil && !ok {
+		err = apierr.New(apierr.DoesNotBelongToYou, "%s is not yours", what)
+	}
+	return err
+}
+
 func (r *Request) managesOwner(owner sql.NullInt64) (bool, error) {
 	if r.Caller.Actor == nil {
 		return false, nil

@@ -67,12 +67,8 @@ func (r *Request) ownedSIM(iccid string) (*SIMCard, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err := r.managesOwner(c.OwnerID)
-	if err != nil {
+	if err := r.mustManage(c.OwnerID, "SIM card "+c.ICCID); err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, apierr.New(apierr.DoesNotBelongToYou, "SIM card %s is not yours", c.ICCID)
 	}
 	return c, nil
 }

@@ -364,12 +364,8 @@ func (r *Request) ownedSMS(id int64) (*smsRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err := r.managesOwner(m.UserID)
-	if err != nil {
+	if err := r.mustManage(m.UserID, fmt.Sprintf("SMS %d", id)); err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, apierr.New(apierr.DoesNotBelongToYou, "SMS %d is not yours", id)
 	}
 	return m, nil
 }

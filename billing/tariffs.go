@@ -157,12 +157,8 @@ func (r *Request) ownedRate(ctx context.Context, q db.Queryer, id int64) (*Rate,
 	if err != nil {
 		return nil, err
 	}
-	ok, err := r.managesOwner(t.OwnerID)
-	if err != nil {
+	if err := r.mustManage(t.OwnerID, "tariff "+strconv.FormatInt(id, 10)); err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, apierr.New(apierr.DoesNotBelongToYou, "tariff %d is not yours", id)
 	}
 	return t, nil
 }
