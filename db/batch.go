@@ -192,9 +192,7 @@ func (d *DB) runBatch(jobs []*batchJob, savepoints bool) ([]error, error) {
 	b.commits.Add(1)
 	b.jobsRun.Add(uint64(len(jobs)))
 	if err := x.Commit(); err != nil {
-		b.conn.Close() // the connection's state is unknown: start on a fresh one
-		b.conn = nil
-		b.epoch++
+		b.dropConn()
 		return nil, Translate(err)
 	}
 	return results, nil
@@ -229,11 +227,18 @@ func (d *DB) beginWriter() (*sqlx.Tx, error) {
 		}
 	}
 	if err != nil {
-		b.conn.Close()
-		b.conn = nil
+		b.dropConn()
 		return nil, Translate(err)
 	}
 	return x, nil
+}
+
+// dropConn gives up the writer's connection after an error that leaves its state
+// unknown; the next group starts on a fresh one, in a new epoch.
+func (b *batcher) dropConn() {
+	b.conn.Close()
+	b.conn = nil
+	b.epoch++
 }
 
 // runJob runs one job, turning a panic into its error so the batch goes on.
@@ -305,8 +310,8 @@ func (d *DB) runCheckpoints() {
 	}
 }
 
-// GroupCommits reports how many group commits the writer has made and how many jobs
-// they held (attempts that rolled back included).
+// GroupCommits reports how many groups the writer has taken to COMMIT and how many jobs
+// they held.
 func (d *DB) GroupCommits() (commits, jobs uint64) {
 	return d.batch.commits.Load(), d.batch.jobsRun.Load()
 }
