@@ -227,6 +227,9 @@ func (u *upserter) flush() error {
 
 func (u *upserter) close() { u.full.Close() }
 
+// rows counts the rows added so far, stored or waiting for the next flush.
+func (u *upserter) rows() int { return u.stored + len(u.args)/u.cols }
+
 func valuesSQL(prefix string, cols, rows int, suffix string) string {
 	var b strings.Builder
 	b.Grow(len(prefix) + len(suffix) + rows*(cols*3+3))
@@ -295,7 +298,7 @@ func runImportDirections(ctx context.Context, args []string, stdout, stderr io.W
 			if err := up.add(dir.Code, dir.Code, dir.ID, dir.Name, dir.MinLen, dir.MaxLen); err != nil {
 				return err
 			}
-			p.row(up.stored + len(up.args)/5)
+			p.row(up.rows())
 			return nil
 		})
 		if err != nil {
@@ -373,7 +376,7 @@ func runImportRates(ctx context.Context, args []string, stdout, stderr io.Writer
 			if err := up.add(key, *rates, row.DirectionID, row.Priority, row.Cost, row.RouteID); err != nil {
 				return err
 			}
-			p.row(up.stored + len(up.args)/5)
+			p.row(up.rows())
 			return nil
 		})
 		if err != nil {
