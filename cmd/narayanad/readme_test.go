@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/db/dbtest"
+)
+
+// TestREADMEFirstCall runs the README's "From an empty database to a billed call" block as
+// an operator would paste it into a shell: the real binary, the real HTTP port, curl. It
+// changes only the database (NARAYANA_DB) and the port, and skips `make build` (the test
+// builds bin/narayanad itself). A line `# → text` asserts that the command before it
+// printed text.
+func TestREADMEFirstCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the README")
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("the README's commands use curl, which this machine lacks")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := readmeBlock(t, string(readme))
+	bin := filepath.Join(t.TempDir(), "narayanad")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
+		t.Run(string(dialect), func(t *testing.T) {
+			dir := t.TempDir()
+			os.Mkdir(filepath.Join(dir, "bin"), 0o755)
+			if err := os.Symlink(bin, filepath.Join(dir, "bin", "narayanad")); err != nil {
+				t.Fatal(err)
+			}
+			dsn := dbtest.DSN(t, dialect)
+			script := readmeScript(t, block, dsn, freePort(t))
+			cmd := exec.Command("bash", "-c", script)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "NARAYANA_DB=") // the README sets it
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			done := make(chan error, 1)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("the README's commands failed: %v\n%s", err, out.String())
+				}
+			case <-time.After(2 * time.Minute):
+				cmd.Process.Kill()
+				t.Fatalf("the README's commands did not finish:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// readmeBlock returns the shell lines between the readme-test markers, without fences.
+func readmeBlock(t *testing.T, readme string) []string {
+	t.Helper()
+	_, rest, ok := strings.Cut(readme, "<!-- readme-test: begin -->")
+	block, _, ok2 := strings.Cut(rest, "<!-- readme-test: end -->")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no readme-test block")
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(block), "\n") {
+		if !strings.HasPrefix(l, "```") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// readmeScript turns the README's lines into a bash script that stops at the first
+// failing command or unmet `# →` line, and ends the daemon it started.
+func readmeScript(t *testing.T, lines []string, dsn, port string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("set -e -o pipefail\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n")
+	pending := "" // the last command, held until we know whether an expectation follows
+	flush := func(expect string) {
+		if pending == "" {
+			if expect != "" {
+				t.Fatalf("README: `# → %s` follows no command", expect)
+			}
+			return
+		}
+		if expect == "" {
+			b.WriteString(pending + "\n")
+		} else {
+			fmt.Fprintf(&b, "__out=$(%s)\nprintf '%%s\\n' \"$__out\"\n", pending)
+			fmt.Fprintf(&b, "if [[ \"$__out\" != *%s* ]]; then echo %s >&2; exit 1; fi\n",
+				shellQuote(expect), shellQuote("README: the command above printed something else than: "+expect))
+		}
+		pending = ""
+	}
+	for _, l := range lines {
+		if expect, ok := strings.CutPrefix(l, "# → "); ok {
+			flush(expect)
+			continue
+		}
+		flush("")
+		switch {
+		case strings.TrimSpace(l) == "make build", strings.HasPrefix(l, "#"), strings.TrimSpace(l) == "":
+			continue
+		case strings.HasPrefix(l, "export NARAYANA_DB="):
+			l = "export NARAYANA_DB=" + shellQuote(dsn)
+		}
+		l = strings.ReplaceAll(l, "127.0.0.1:8080", "127.0.0.1:"+port)
+		if strings.HasSuffix(l, "&") || strings.HasPrefix(l, "until ") {
+			b.WriteString(l + "\n")
+			continue
+		}
+		pending = l
+	}
+	flush("")
+	return b.String()
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
