@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -22,13 +23,17 @@ func keyView(k *keys.Key) map[string]any {
 	}
 }
 
-// ownsKey: a key belongs to the actor when the actor manages its owner; keys without an
-// owner (made by `narayanad init`) belong to the master admin.
+// ownsKey: a key belongs to the actor when the actor could create a key of its level
+// (Caller.MayCreateKey) and manages its owner; the master admin's keys, `web` among them,
+// are the master admin's.
 func (s *Service) ownsKey(r *Request, k *keys.Key) (bool, error) {
+	if !r.Caller.MayCreateKey(k.AccessLevel) {
+		return false, nil
+	}
 	if r.Caller.Actor.AccessLevel >= keys.LevelMaster {
 		return true, nil
 	}
-	if !k.OwnerID.Valid || k.AccessLevel > r.Caller.Level {
+	if !k.OwnerID.Valid {
 		return false, nil
 	}
 	u, err := userByID(r.ctx, s.DB.Q(), k.OwnerID.Int64)
@@ -81,55 +86,200 @@ func (s *Service) getKeys(r *Request) (any, error) {
 	return out, nil
 }
 
-// keyFields validates addKey's and updateKey's arguments into column values.
+// KeySpec is an API key to create. addKey, `narayanad key add`, `narayanad init` and the
+// demo all create keys through CreateKey; who may create which level is the API's
+// business (Caller.MayCreateKey), the command line being the operator's own.
+type KeySpec struct {
+	Name           string
+	APIKey         string // empty: a random 32-hex secret
+	AuthBy         string // empty: username
+	Source         string // empty: * (any address)
+	Level          int
+	DefaultUser    string
+	AllowedMethods string // checked against the method table by addKey
+	SecureOnly     bool
+	Owner          string // the owner's username; empty: the master admin
+}
+
+// check validates a spec, with identities the custom auth_by methods allowed besides
+// the built-in ones, and fills in the defaults.
+func (k *KeySpec) check(identities map[string]bool) error {
+	if k.Name = strings.TrimSpace(k.Name); k.Name == "" {
+		return apierr.New(apierr.MissingArgument, "name: a key needs a name")
+	}
+	if k.AuthBy == "" {
+		k.AuthBy = "username"
+	}
+	if k.Source == "" {
+		k.Source = "*"
+	}
+	if k.APIKey == "" {
+		buf := make([]byte, 16)
+		rand.Read(buf)
+		k.APIKey = hex.EncodeToString(buf)
+	}
+	for _, err := range []error{checkAuthBy(k.AuthBy, identities), checkSource(k.Source), checkKeyLevel("accessLevel", k.Level), checkSecret(k.APIKey)} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkAuthBy(a string, identities map[string]bool) error {
+	if a != "username" && a != "sip_extension" && a != "id" && !identities[a] {
+		return apierr.New(apierr.InvalidArgument, "auth_by: username, sip_extension, id or a configured custom identity, not %q", a)
+	}
+	return nil
+}
+
+func checkSource(src string) error {
+	if _, err := keys.ParseSource(src); err != nil {
+		return apierr.New(apierr.InvalidArgument, "source: %v", err)
+	}
+	return nil
+}
+
+func checkKeyLevel(name string, l int) error {
+	if l < 0 || l > keys.LevelMaxKey {
+		return apierr.New(apierr.InvalidArgument, "%s: 0 to %d, not %d", name, keys.LevelMaxKey, l)
+	}
+	return nil
+}
+
+func checkSecret(k string) error {
+	if len(k) < 8 || len(k) > 128 || strings.ContainsAny(k, "/?#% \t\r\n") {
+		return apierr.New(apierr.InvalidArgument, "apikey: 8 to 128 characters, no /, ?, #, %% or spaces")
+	}
+	return nil
+}
+
+// CreateKey validates spec (identities: the custom auth_by methods allowed besides the
+// built-in ones) and stores the key; it answers the key's secret. q may be a transaction.
+// A gate sharing the database sees the new key at once if it is told (Keys.Invalidate),
+// else within its cache's TTL.
+func CreateKey(ctx context.Context, q db.Queryer, spec KeySpec, identities map[string]bool) (string, error) {
+	if err := spec.check(identities); err != nil {
+		return "", err
+	}
+	var owner int64
+	var err error
+	if spec.Owner == "" {
+		err = q.Get(ctx, &owner, `SELECT id FROM users WHERE accesslevel = ? ORDER BY id LIMIT 1`, keys.LevelMaster)
+	} else {
+		err = q.Get(ctx, &owner, `SELECT id FROM users WHERE username = ?`, spec.Owner)
+	}
+	if db.IsNotFound(err) {
+		return "", apierr.New(apierr.NotExist, "no user %q to own the key", spec.Owner)
+	} else if err != nil {
+		return "", err
+	}
+	secure := 0
+	if spec.SecureOnly {
+		secure = 1
+	}
+	_, err = q.Exec(ctx, `INSERT INTO api_keys (name, apikey, auth_by, source, access_level, default_user, allowed_methods,
+		secure_only, enabled, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+		spec.Name, spec.APIKey, spec.AuthBy, spec.Source, spec.Level, spec.DefaultUser, spec.AllowedMethods,
+		secure, owner, time.Now().Unix())
+	if errors.Is(err, db.ErrConflict) {
+		return "", apierr.New(apierr.DataAbort, "a key with this name or secret exists")
+	} else if err != nil {
+		return "", err
+	}
+	return spec.APIKey, nil
+}
+
+// mayCreateKey refuses a level the caller may not create (DECISIONS §3).
+func mayCreateKey(r *Request, level int) error {
+	if !r.Caller.MayCreateKey(level) {
+		return apierr.New(apierr.InsufficientAccess, "you may not create or change keys of access level %d", level)
+	}
+	return nil
+}
+
+// allowedMethods checks a comma list of method names against the table.
+func (s *Service) allowedMethods(list string) (string, error) {
+	var names []string
+	for _, m := range strings.Split(list, ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		if s.method(m) == nil {
+			return "", apierr.New(apierr.InvalidArgument, "allowed_methods: no method %q", m)
+		}
+		names = append(names, m)
+	}
+	return strings.Join(names, ","), nil
+}
+
+func zeroOrOne(r *Request, name string) error {
+	if v := r.Int(name); v != 0 && v != 1 {
+		return apierr.New(apierr.InvalidArgument, "%s: 0 or 1", name)
+	}
+	return nil
+}
+
+func (s *Service) addKey(r *Request) (any, error) {
+	if err := zeroOrOne(r, "secure_only"); err != nil {
+		return nil, err
+	}
+	methods, err := s.allowedMethods(r.Str("allowed_methods"))
+	if err != nil {
+		return nil, err
+	}
+	spec := KeySpec{Name: r.Str("name"), APIKey: r.Str("apikey"), AuthBy: r.Str("auth_by"), Source: r.Str("source"),
+		Level: int(r.Int("accessLevel")), DefaultUser: r.Str("default_user"), AllowedMethods: methods,
+		SecureOnly: r.Int("secure_only") == 1, Owner: r.Caller.User.Username}
+	if err := spec.check(s.Gate.CustomIdentities); err != nil {
+		return nil, err
+	}
+	if err := mayCreateKey(r, spec.Level); err != nil {
+		return nil, err
+	}
+	_, err = CreateKey(r.ctx, s.DB.Q(), spec, s.Gate.CustomIdentities)
+	s.Gate.Keys.Invalidate()
+	return nil, err
+}
+
+// keyFields validates updateKey's arguments into column values.
 func (s *Service) keyFields(r *Request) (map[string]any, error) {
 	f := map[string]any{}
 	if r.Has("auth_by") {
-		a := r.Str("auth_by")
-		if a != "username" && a != "sip_extension" && a != "id" && !s.Gate.CustomIdentities[a] {
-			return nil, apierr.New(apierr.InvalidArgument, "auth_by: username, sip_extension, id or a configured custom identity")
+		if err := checkAuthBy(r.Str("auth_by"), s.Gate.CustomIdentities); err != nil {
+			return nil, err
 		}
-		f["auth_by"] = a
+		f["auth_by"] = r.Str("auth_by")
 	}
 	if r.Has("source") {
-		if _, err := keys.ParseSource(r.Str("source")); err != nil {
-			return nil, apierr.New(apierr.InvalidArgument, "%v", err)
+		if err := checkSource(r.Str("source")); err != nil {
+			return nil, err
 		}
 		f["source"] = r.Str("source")
 	}
 	for _, name := range []string{"accessLevel", "accesslevel"} {
 		if r.Has(name) {
-			l := r.Int(name)
-			if l < 0 || l > 99 {
-				return nil, apierr.New(apierr.InvalidArgument, "%s: 0 to 99", name)
-			}
-			owner, err := r.User()
-			if err != nil {
+			l := int(r.Int(name))
+			if err := checkKeyLevel(name, l); err != nil {
 				return nil, err
 			}
-			if l > int64(r.Caller.Level) || l > int64(owner.AccessLevel) {
-				return nil, apierr.New(apierr.InsufficientAccess, "nobody creates a key above their own access level")
+			if err := mayCreateKey(r, l); err != nil {
+				return nil, err
 			}
 			f["access_level"] = l
 		}
 	}
 	if r.Has("allowed_methods") {
-		var names []string
-		for _, m := range strings.Split(r.Str("allowed_methods"), ",") {
-			if m = strings.TrimSpace(m); m == "" {
-				continue
-			}
-			if s.method(m) == nil {
-				return nil, apierr.New(apierr.InvalidArgument, "allowed_methods: no method %q", m)
-			}
-			names = append(names, m)
+		methods, err := s.allowedMethods(r.Str("allowed_methods"))
+		if err != nil {
+			return nil, err
 		}
-		f["allowed_methods"] = strings.Join(names, ",")
+		f["allowed_methods"] = methods
 	}
 	for _, name := range []string{"secure_only", "enabled"} {
 		if r.Has(name) {
-			if v := r.Int(name); v != 0 && v != 1 {
-				return nil, apierr.New(apierr.InvalidArgument, "%s: 0 or 1", name)
+			if err := zeroOrOne(r, name); err != nil {
+				return nil, err
 			}
 			f[name] = r.Int(name)
 		}
@@ -140,38 +290,12 @@ func (s *Service) keyFields(r *Request) (map[string]any, error) {
 		}
 	}
 	if r.Has("apikey") {
-		k := r.Str("apikey")
-		if len(k) < 8 || len(k) > 128 || strings.ContainsAny(k, "/?#% \t\r\n") {
-			return nil, apierr.New(apierr.InvalidArgument, "apikey: 8 to 128 characters, no /, ?, #, %% or spaces")
+		if err := checkSecret(r.Str("apikey")); err != nil {
+			return nil, err
 		}
-		f["apikey"] = k
+		f["apikey"] = r.Str("apikey")
 	}
 	return f, nil
-}
-
-func (s *Service) addKey(r *Request) (any, error) {
-	f, err := s.keyFields(r)
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := f["apikey"]; !ok {
-		buf := make([]byte, 16)
-		rand.Read(buf)
-		f["apikey"] = hex.EncodeToString(buf)
-	}
-	f["name"] = r.Str("name")
-	f["owner_id"] = r.Caller.User.ID
-	f["created_at"] = time.Now().Unix()
-	cols, marks, vals := []string{}, []string{}, []any{}
-	for c, v := range f {
-		cols, marks, vals = append(cols, c), append(marks, "?"), append(vals, v)
-	}
-	_, err = s.DB.Q().Exec(r.ctx, `INSERT INTO api_keys (`+strings.Join(cols, ", ")+`) VALUES (`+strings.Join(marks, ", ")+`)`, vals...)
-	if errors.Is(err, db.ErrConflict) {
-		return nil, apierr.New(apierr.DataAbort, "a key with this name or secret exists")
-	}
-	s.Gate.Keys.Invalidate()
-	return nil, err
 }
 
 func (s *Service) updateKey(r *Request) (any, error) {
@@ -203,9 +327,7 @@ func (s *Service) revokeKey(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.DB.Q().Exec(r.ctx, `UPDATE api_keys SET revoked = 1, enabled = 0 WHERE id = ?`, k.ID)
-	s.Gate.Keys.Invalidate()
-	return nil, err
+	return nil, s.Gate.Keys.Revoke(r.ctx, k.ID)
 }
 
 func (s *Service) getBans(r *Request) (any, error) {
@@ -213,8 +335,8 @@ func (s *Service) getBans(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rows []keys.Ban
-	if err := s.DB.Q().Select(r.ctx, &rows, `SELECT id, source, target, reason, permanent, created_at FROM bans ORDER BY id`); err != nil {
+	rows, err := s.Gate.Bans.List(r.ctx)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]map[string]any, len(rows))
@@ -241,19 +363,15 @@ func (s *Service) banIP(r *Request) (any, error) {
 			return nil, apierr.New(apierr.TargetWhitelisted, "%s is whitelisted", target)
 		}
 	}
-	_, err = s.DB.Q().Exec(r.ctx, `INSERT INTO bans (source, target, reason, permanent, created_at) VALUES (?, ?, ?, 0, ?)`,
-		source, target.String(), r.Str("reason"), time.Now().Unix())
-	s.Gate.Bans.Invalidate()
-	return nil, err
+	return nil, s.Gate.Bans.Add(r.ctx, source, target, r.Str("reason"))
 }
 
 func (s *Service) unbanIP(r *Request) (any, error) {
-	res, err := s.DB.Q().Exec(r.ctx, `DELETE FROM bans WHERE id = ?`, r.Int("id"))
+	found, err := s.Gate.Bans.Remove(r.ctx, r.Int("id"))
 	if err != nil {
 		return nil, err
 	}
-	s.Gate.Bans.Invalidate()
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !found {
 		return nil, apierr.New(apierr.NotExist, "no ban %d", r.Int("id"))
 	}
 	return nil, nil

@@ -1,7 +1,6 @@
 package billing
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"testing"
@@ -15,11 +14,6 @@ import (
 // level below it.
 func TestAccessMatrix(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
-		ctx := context.Background()
-		var adminID int64
-		if err := e.s.DB.Q().Get(ctx, &adminID, `SELECT id FROM users WHERE username = ?`, adminName); err != nil {
-			t.Fatal(err)
-		}
 		userLevels := []int{10, 11, 22, 25, 33, 44}
 		for _, l := range userLevels {
 			e.register(admin(), fmt.Sprintf("user%d", l), l)
@@ -31,10 +25,7 @@ func TestAccessMatrix(t *testing.T) {
 				continue
 			}
 			keyFor[l] = fmt.Sprintf("server-key-level-%d", l)
-			if _, err := e.s.DB.Q().Exec(ctx, `INSERT INTO api_keys (name, apikey, access_level, owner_id) VALUES (?, ?, ?, ?)`,
-				keyFor[l], keyFor[l], l, adminID); err != nil {
-				t.Fatal(err)
-			}
+			e.serverKey(keyFor[l], keyFor[l], l)
 		}
 		for _, m := range e.s.Methods.Sorted() {
 			if m.Level == 0 {

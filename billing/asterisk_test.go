@@ -36,11 +36,7 @@ func (e *env) amiServer(name, address, amiAddr, secret string) {
 // serverKey adds a server key of the given level owned by the admin.
 func (e *env) serverKey(name, key string, level int) {
 	e.t.Helper()
-	if _, err := e.s.DB.Q().Exec(context.Background(),
-		`INSERT INTO api_keys (name, apikey, access_level, owner_id) VALUES (?, ?, ?, (SELECT id FROM users WHERE username = ?))`,
-		name, key, level, adminName); err != nil {
-		e.t.Fatal(err)
-	}
+	e.addKey("name", name, "apikey", key, "accessLevel", itoa(level))
 }
 
 func TestCreateCallback(t *testing.T) {

@@ -19,8 +19,8 @@ func Bootstrap(ctx context.Context, d *db.DB, cfg Config, user, passwordMD5, api
 	if v > 0 {
 		return fmt.Errorf("the database is already initialised (schema version %d); nothing changed", v)
 	}
-	if len(apikey) < 8 {
-		return fmt.Errorf("--api-key: use at least 8 characters")
+	if err := checkSecret(apikey); err != nil {
+		return fmt.Errorf("--api-key: %w", err)
 	}
 	hash, err := keys.NewPasswords(cfg.PasswordCost).Hash(passwordMD5)
 	if err != nil {
@@ -36,15 +36,15 @@ func Bootstrap(ctx context.Context, d *db.DB, cfg Config, user, passwordMD5, api
 			return err
 		}
 		id, err := tx.Insert(ctx, `INSERT INTO users (username, password_hash, accesslevel, active, account_id, currency, language, created_at)
-			VALUES (?, ?, 44, 1, ?, ?, ?, ?)`, user, hash, acc, cfg.Currency, cfg.DefaultLanguage, now)
+			VALUES (?, ?, ?, 1, ?, ?, ?, ?)`, user, hash, keys.LevelMaster, acc, cfg.Currency, cfg.DefaultLanguage, now)
 		if err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE accounts SET owner_id = ? WHERE id = ?`, id, acc); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO api_keys (name, apikey, auth_by, source, access_level, enabled, owner_id, created_at)
-			VALUES ('web', ?, 'username', '*', 0, 1, ?, ?)`, apikey, id, now)
+		// The web panel's client key, created like any other.
+		_, err = CreateKey(ctx, tx, KeySpec{Name: "web", APIKey: apikey, Owner: user}, nil)
 		return err
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/narayana/narayanad/billing/apierr"
 	"github.com/narayana/narayanad/billing/money"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/keys"
 )
 
 // astKey is the Asterisk's server key: auth_by sip_extension, so answers are plain text.
@@ -57,8 +58,9 @@ func insertID(t testing.TB, d *db.DB, q string, args ...any) int64 {
 	return id
 }
 
-// seedCalls creates a SIP server, the Asterisk key, directions, routes and tariffs by SQL
-// (the management methods are another file's business), then refreshes the snapshot.
+// seedCalls creates the Asterisk key through addKey, and a SIP server, directions, routes
+// and tariffs by SQL (their management methods are another file's business), then
+// refreshes the snapshot.
 //
 //	directions: 7 Russia (id 1), 79 Russia Mobile (id 2, 11 digits only), 44 UK (id 3),
 //	            4420 London (id 4), 999 Nowhere (id 5, no entries)
@@ -71,8 +73,7 @@ func seedCalls(t testing.TB, e *env) rtSeed {
 	t.Helper()
 	d := e.s.DB
 	execSQL(t, d, `INSERT INTO sip_servers (name, address) VALUES ('pbx1', '10.0.0.1')`)
-	execSQL(t, d, `INSERT INTO api_keys (name, apikey, auth_by, source, access_level, owner_id, enabled, created_at)
-		VALUES ('pbx1', ?, 'sip_extension', '*', 50, (SELECT id FROM users WHERE username = 'admin'), 1, 0)`, astKey)
+	e.addKey("name", "pbx1", "apikey", astKey, "auth_by", "sip_extension", "accessLevel", itoa(keys.LevelAsterisk))
 	for _, dir := range []struct {
 		code     string
 		id       int

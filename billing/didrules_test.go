@@ -86,15 +86,8 @@ func TestDIDRules(t *testing.T) {
 		e.register(admin(), "other", 11)
 		e.ok(e.do(e.web, "addDID", admin("did", "74950000001", "owner", "cust")))
 		e.ok(e.do(e.web, "addDID", admin("did", "74950000002", "owner", "other")))
-		var adminID int64
-		if err := e.s.DB.Q().Get(ctx, &adminID, `SELECT id FROM users WHERE username = ?`, adminName); err != nil {
-			t.Fatal(err)
-		}
 		for _, k := range []struct{ key, authBy string }{{"pbx-json", "username"}, {"pbx-plain", "sip_extension"}} {
-			if _, err := e.s.DB.Q().Exec(ctx, `INSERT INTO api_keys (name, apikey, access_level, auth_by, owner_id) VALUES (?, ?, 50, ?, ?)`,
-				k.key, k.key, k.authBy, adminID); err != nil {
-				t.Fatal(err)
-			}
+			e.addKey("name", k.key, "apikey", k.key, "accessLevel", "50", "auth_by", k.authBy)
 		}
 		did := func(kv ...string) url.Values { return user("cust", append([]string{"did", "74950000001"}, kv...)...) }
 		for _, c := range []apiCase{

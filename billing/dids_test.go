@@ -153,7 +153,6 @@ func TestDIDPoolsAndOrder(t *testing.T) {
 
 func TestDIDOwnership(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
-		ctx := context.Background()
 		e.register(admin(), "corpa", 22)
 		e.register(admin(), "corpb", 22)
 		e.register(user("corpa"), "custa", 11)
@@ -233,17 +232,11 @@ func TestDIDOwnership(t *testing.T) {
 		}
 
 		// getDIDCount: a server key of level 50.
-		var adminID int64
-		if err := e.s.DB.Q().Get(ctx, &adminID, `SELECT id FROM users WHERE username = ?`, adminName); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.s.DB.Q().Exec(ctx, `INSERT INTO api_keys (name, apikey, access_level, owner_id) VALUES ('pbx', 'pbx-key', 50, ?)`, adminID); err != nil {
-			t.Fatal(err)
-		}
-		if a := e.ok(e.do("pbx-key", "getDIDCount", url.Values{"did": {"+74951110001"}})); fmt.Sprint(a.Response) != "1" {
+		e.addKey("name", "pbx", "apikey", "pbx-key-50", "accessLevel", "50")
+		if a := e.ok(e.do("pbx-key-50", "getDIDCount", url.Values{"did": {"+74951110001"}})); fmt.Sprint(a.Response) != "1" {
 			t.Fatalf("getDIDCount: %s", a.Body)
 		}
-		if a := e.ok(e.do("pbx-key", "getDIDCount", url.Values{"did": {"1234"}})); fmt.Sprint(a.Response) != "0" {
+		if a := e.ok(e.do("pbx-key-50", "getDIDCount", url.Values{"did": {"1234"}})); fmt.Sprint(a.Response) != "0" {
 			t.Fatalf("getDIDCount: %s", a.Body)
 		}
 

@@ -163,6 +163,13 @@ func (e *env) register(by url.Values, name string, level int, kv ...string) {
 	e.ok(e.do(e.web, "registerUser", p))
 }
 
+// addKey creates an API key through addKey as the master admin, with the web client key:
+// the way an operator makes one. kv are addKey's arguments.
+func (e *env) addKey(kv ...string) {
+	e.t.Helper()
+	e.ok(e.do(e.web, "addKey", admin(kv...)))
+}
+
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // user logs in as a registered user (password name+"pw").

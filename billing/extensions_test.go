@@ -1,7 +1,6 @@
 package billing
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -81,10 +80,7 @@ func TestExtensions(t *testing.T) {
 		}
 
 		// A server key of level 22 or more creates any number for a user it manages.
-		if _, err := e.s.DB.Q().Exec(context.Background(), `INSERT INTO api_keys (name, apikey, auth_by, source, access_level, owner_id, created_at)
-			VALUES ('ast', 'ast-key-0123456', 'sip_extension', '*', 50, 1, 0)`); err != nil {
-			t.Fatal(err)
-		}
+		e.addKey("name", "ast", "apikey", "ast-key-0123456", "auth_by", "sip_extension", "source", "*", "accessLevel", "50")
 		e.ok(e.do("ast-key-0123456", "createExtension", url.Values{"login": {"10001"}, "sip_extension": {"40000"}}))
 		if f := field(e.ok(e.do(e.web, "getExtensionInfo", user("alice", "sip_extension", "40000"))), "owner"); f != "alice" {
 			t.Fatalf("server key's account owner %q", f)

@@ -8,17 +8,14 @@ import (
 
 	"github.com/narayana/narayanad/billing/apierr"
 	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/keys"
 )
 
-// maintKey inserts a level-90 server key owned by the admin and returns it.
+// maintKey creates a level-90 server key owned by the admin and returns it.
 func maintKey(t *testing.T, e *env) string {
 	t.Helper()
-	ctx := context.Background()
 	const k = "maintenance-key-90"
-	if _, err := e.s.DB.Q().Exec(ctx, `INSERT INTO api_keys (name, apikey, access_level, owner_id)
-		VALUES ('cron', ?, 90, (SELECT id FROM users WHERE username = ?))`, k, adminName); err != nil {
-		t.Fatal(err)
-	}
+	e.serverKey("cron", k, keys.LevelExclusive)
 	return k
 }
 

@@ -54,6 +54,7 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 		},
 		Methods: Table{},
 	}
+	s.Gate.Bans.Log = log
 	s.registrations = keys.Limiter{Max: cfg.RegisterPerHour, Window: time.Hour}
 	s.declareMethods()
 	return s

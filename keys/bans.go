@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type Bans struct {
 	DB        *db.DB
 	Threshold int // bad requests from one address before it is banned
 	TTL       time.Duration
+	Log       *slog.Logger // where a ban is reported; nil: slog's default
 
 	mu          sync.Mutex
 	banned      map[netip.Addr]bool
@@ -101,8 +103,10 @@ func (b *Bans) IsWhitelisted(ctx context.Context, addr netip.Addr) (bool, error)
 }
 
 // BadKey counts a request with an unknown, disabled or revoked key from addr and bans the
-// address once it reaches the threshold, unless it is whitelisted.
-func (b *Bans) BadKey(ctx context.Context, addr netip.Addr) error {
+// address once it reaches the threshold, unless it is whitelisted. A ban is logged at WARN
+// with the address and the key's first characters, so that an operator who finds an
+// Asterisk locked out sees which key did it.
+func (b *Bans) BadKey(ctx context.Context, addr netip.Addr, apikey string) error {
 	addr = addr.Unmap()
 	b.mu.Lock()
 	if err := b.refresh(ctx); err != nil {
@@ -126,9 +130,15 @@ func (b *Bans) BadKey(ctx context.Context, addr netip.Addr) error {
 	if !reached {
 		return nil
 	}
-	_, err := b.DB.Q().Exec(ctx, `INSERT INTO bans (source, target, reason, permanent, created_at) VALUES (?, ?, ?, 0, ?)`,
-		GateSource, addr.String(), "invalid API key", time.Now().Unix())
-	return err
+	if err := AddBan(ctx, b.DB.Q(), GateSource, addr, "invalid API key"); err != nil {
+		return err
+	}
+	log := b.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Warn("banned an address that presented a bad API key", "address", addr.String(), "key", Redact(apikey))
+	return nil
 }
 
 // Invalidate forces a reload on the next check; call it after any change to bans.
@@ -136,4 +146,54 @@ func (b *Bans) Invalidate() {
 	b.mu.Lock()
 	b.banned = nil
 	b.mu.Unlock()
+}
+
+// The bans list's store: the API (banIP, getBans, unbanIP), the gate and `narayanad bans`
+// all go through these.
+
+// AddBan writes a ban of addr, or its exemption when source is Whitelist. Callers with a
+// Bans call Invalidate after it.
+func AddBan(ctx context.Context, q db.Queryer, source string, addr netip.Addr, reason string) error {
+	_, err := q.Exec(ctx, `INSERT INTO bans (source, target, reason, permanent, created_at) VALUES (?, ?, ?, 0, ?)`,
+		source, addr.Unmap().String(), reason, time.Now().Unix())
+	return err
+}
+
+// List returns every row of the bans list, whitelist entries included, oldest first.
+func (b *Bans) List(ctx context.Context) ([]Ban, error) {
+	var rows []Ban
+	err := b.DB.Q().Select(ctx, &rows, `SELECT id, source, target, reason, permanent, created_at FROM bans ORDER BY id`)
+	return rows, err
+}
+
+// Add bans addr (or whitelists it, with source Whitelist).
+func (b *Bans) Add(ctx context.Context, source string, addr netip.Addr, reason string) error {
+	err := AddBan(ctx, b.DB.Q(), source, addr, reason)
+	b.Invalidate()
+	return err
+}
+
+// Remove deletes the row id; it reports whether there was one.
+func (b *Bans) Remove(ctx context.Context, id int64) (bool, error) {
+	res, err := b.DB.Q().Exec(ctx, `DELETE FROM bans WHERE id = ?`, id)
+	b.Invalidate()
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// Unban lifts every ban of addr, permanent ones too (what a locked-out operator needs),
+// and keeps its whitelist entry; it returns how many bans it lifted.
+func (b *Bans) Unban(ctx context.Context, addr netip.Addr) (int64, error) {
+	res, err := b.DB.Q().Exec(ctx, `DELETE FROM bans WHERE target = ? AND source <> ?`, addr.Unmap().String(), Whitelist)
+	b.mu.Lock()
+	delete(b.bad, addr.Unmap())
+	b.banned = nil
+	b.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

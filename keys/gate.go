@@ -74,7 +74,7 @@ func (g *Gate) Admit(ctx context.Context, apikey string, remote netip.Addr, over
 		return nil, err
 	}
 	if k == nil || !k.Usable() {
-		if err := g.Bans.BadKey(ctx, remote); err != nil {
+		if err := g.Bans.BadKey(ctx, remote, apikey); err != nil {
 			return nil, err
 		}
 		return nil, apierr.New(apierr.Unauthorized, "unknown, disabled or revoked API key")
@@ -106,6 +106,28 @@ type Caller struct {
 	Level int        // effective access level
 	// Identity holds a custom identity's value (apicustomidentities), by its name.
 	Identity map[string]string
+}
+
+// MayCreateKey is DECISIONS §3's rule for API keys, and also decides which keys a caller
+// sees and changes (a key it could not create is not its to touch): the master admin
+// creates keys of any level; another administrator (33-43) keys up to its own level and
+// Asterisk keys (50), which act only on users the key's owner manages (serverUser); nobody
+// else creates keys. A request through a server key never reaches above that key's level,
+// so an Asterisk key cannot mint an exclusive one.
+func (c *Caller) MayCreateKey(level int) bool {
+	if c.Actor == nil || level < 0 || level > LevelMaxKey {
+		return false
+	}
+	if c.Key != nil && c.Key.IsServer() && level > c.Key.AccessLevel {
+		return false
+	}
+	switch a := c.Actor.AccessLevel; {
+	case a >= LevelMaster:
+		return true
+	case a >= LevelAdmin:
+		return level <= a || level == LevelAsterisk
+	}
+	return false
 }
 
 // Authorize finds the user, checks the effective access level against the method's, and

@@ -132,6 +132,20 @@ func (ks *Keys) List(ctx context.Context) ([]Key, error) {
 	return out, err
 }
 
+// Revoke revokes the key id for good (it is also disabled); the gate then refuses it.
+func (ks *Keys) Revoke(ctx context.Context, id int64) error {
+	_, err := ks.DB.Q().Exec(ctx, `UPDATE api_keys SET revoked = 1, enabled = 0 WHERE id = ?`, id)
+	ks.Invalidate()
+	return err
+}
+
+// Redact shows the first characters of a secret, enough to tell keys apart in a log line
+// or a listing, and never more than half of it.
+func Redact(secret string) string {
+	r := []rune(secret)
+	return string(r[:min(4, len(r)/2)]) + "…"
+}
+
 // Invalidate drops the cache; call it after any change to api_keys.
 func (ks *Keys) Invalidate() {
 	ks.mu.Lock()

@@ -8,11 +8,16 @@ import (
 	"github.com/narayana/narayanad/db"
 )
 
-// Access levels the gate and the ownership rule know by number.
+// Access levels the gate and the ownership rule know by number. Levels 50, 90 and 95
+// exist only as key levels (DECISIONS §3).
 const (
+	LevelManager     = 22 // corporate manager: a reseller of its own users
 	LevelAdmin       = 33 // system administrator: manages users of lower levels
 	LevelMaster      = 44 // master system administrator: manages everyone
+	LevelAsterisk    = 50 // an Asterisk's server key: the call path
 	LevelExclusive   = 90 // server keys from here on act on any user
+	LevelGateway     = 95 // a message gateway's server key
+	LevelMaxKey      = 99 // the highest key level
 	LockedUserActive = -1
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/narayana/narayanad/billing"
@@ -17,6 +18,8 @@ const (
 	demoPassword = "admin"
 	demoKey      = "demo0123456789key"
 	demoServer   = "127.0.0.1"
+	// demoAsteriskKey is the demo Asterisk's server key.
+	demoAsteriskKey = "demo-asterisk-key"
 )
 
 // runDemo creates a demo database (master admin, client key, a SIP server, a corporate
@@ -51,7 +54,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	base := "http://" + *listen + "/billing/api/2.2/" + demoKey
-	astBase := "http://" + *listen + "/billing/api/2.2/demo-asterisk-key"
+	astBase := "http://" + *listen + "/billing/api/2.2/" + demoAsteriskKey
 	auth := "login=" + demoAdmin + "&password=21232f297a57a5a743894a0e4a801fc3" // md5("admin")
 	fmt.Fprintf(stdout, `
 Demo key: %s (client key; log in as %s / %s, sent as md5)
@@ -123,12 +126,13 @@ func seedDemo(ctx context.Context, d *db.DB, cost int) error {
 			return err
 		}
 		// A mistyped key would ban the demo's own address (ban_threshold 1): whitelist it.
-		if _, err := tx.Exec(ctx, `INSERT INTO bans (source, target, reason, created_at) VALUES ('whitelist', '127.0.0.1', 'demo', ?)`, now); err != nil {
+		if err := keys.AddBan(ctx, tx, keys.Whitelist, netip.MustParseAddr(demoServer), "demo"); err != nil {
 			return err
 		}
-		// The Asterisk's own server key: named after its realm, authorising by SIP account.
-		_, err = tx.Exec(ctx, `INSERT INTO api_keys (name, apikey, auth_by, source, access_level, owner_id, created_at)
-			VALUES ('demo', 'demo-asterisk-key', 'sip_extension', '127.0.0.1', 50, ?, ?)`, admin, now)
+		// The Asterisk's own server key: named after its realm, authorising by SIP account,
+		// created as addKey and `narayanad key add` create keys.
+		_, err = billing.CreateKey(ctx, tx, billing.KeySpec{Name: "demo", APIKey: demoAsteriskKey, AuthBy: "sip_extension",
+			Source: demoServer, Level: keys.LevelAsterisk, Owner: demoAdmin}, nil)
 		return err
 	})
 }

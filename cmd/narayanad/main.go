@@ -27,6 +27,10 @@ Usage:
   narayanad import directions --db DSN FILE.csv   (header id,code,direction,min_len,max_len; upsert by code)
   narayanad import rates --db DSN --rates ID [--replace] FILE.csv   (header direction,cost,route,priority)
   narayanad export rates --db DSN --rates ID      (the tariff's entries as CSV on stdout)
+  narayanad key add --db DSN --name NAME --level N [--auth-by username|sip_extension|id]
+                  [--source MASK] [--owner USER] [--default-user USER] [--key SECRET]
+  narayanad key list --db DSN | key revoke --db DSN --name NAME
+  narayanad bans list --db DSN | bans unban --db DSN IP | bans whitelist --db DSN IP
   narayanad migrate --db DSN   apply the schema migrations a newer binary brings
   narayanad demo --db DSN      create a demo database when there is none
   narayanad version
@@ -65,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runImport(ctx, args[1:], stdout, stderr)
 	case "export":
 		return runExport(ctx, args[1:], stdout, stderr)
+	case "key":
+		return runKey(ctx, args[1:], stdout, stderr)
+	case "bans":
+		return runBans(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "migrate":

@@ -147,6 +147,12 @@ func TestDemoDatabase(t *testing.T) {
 	if users != 3 || entries != 5 {
 		t.Fatalf("demo data: %d users on a tariff, %d entries", users, entries)
 	}
+	// The demo's Asterisk key, made by the code path of addKey and `key add`.
+	out.Reset()
+	if err := run(context.Background(), []string{"key", "list", "--db", dsn}, &out, &errb); err != nil ||
+		!strings.Contains(out.String(), "demo  50     sip_extension  127.0.0.1  yes      demo…") {
+		t.Fatalf("key list of the demo: %v\n%s", err, out.String())
+	}
 }
 
 // TestConfigFromEnvironment: NARAYANA_<SETTING> stands in for a file setting, and its

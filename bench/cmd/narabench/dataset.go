@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/narayana/narayanad/billing"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/keys"
 )
 
 // The data set's fixed names and secrets (loopback only).
@@ -295,8 +297,8 @@ func createUsers(ctx context.Context, d *db.DB, n int, admin, server, tariff int
 		ds.initialTotal = int64(n) * userBalance
 		// The Asterisk's key: named after its realm, naming users by SIP extension, level 50
 		// (callPrepare, callFinish), owned by the master admin who manages everyone.
-		_, err = tx.Exec(ctx, `INSERT INTO api_keys (name, apikey, auth_by, source, access_level, owner_id, created_at)
-			VALUES (?, ?, 'sip_extension', '127.0.0.1', 50, ?, ?)`, realm, serverKey, admin, now)
+		_, err = billing.CreateKey(ctx, tx, billing.KeySpec{Name: realm, APIKey: serverKey, AuthBy: "sip_extension",
+			Source: "127.0.0.1", Level: keys.LevelAsterisk, Owner: adminUser}, nil)
 		return err
 	})
 }
