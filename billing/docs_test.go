@@ -55,3 +55,36 @@ func TestSampleConfigReads(t *testing.T) {
 		}
 	}
 }
+
+// TestDialplanTimeouts: every context of the sample dialplan that calls the billing sets
+// CURL's connect and response timeouts first (func_curl waits 180 s by default), and the
+// fallback is a [globals] setting.
+func TestDialplanTimeouts(t *testing.T) {
+	b, err := os.ReadFile("../contrib/asterisk/extensions.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, want := range []string{"\nBILLING_FALLBACK=deny\n", "\nBILLING_CONNECT_TIMEOUT=", "\nBILLING_TIMEOUT="} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the dialplan's [globals] lack %q", strings.TrimSpace(want))
+		}
+	}
+	// Each extension ("exten =>" and its "same =>" lines) that reaches CURL() sets both
+	// options first; billing-finish runs on the channel billing-outbound set them on.
+	var conn, resp, inherited bool
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			inherited = line == "[billing-finish]"
+		}
+		if strings.HasPrefix(line, "[") || strings.HasPrefix(line, "exten =>") {
+			conn, resp = inherited, inherited
+		}
+		conn = conn || strings.Contains(line, "Set(CURLOPT(conntimeout)=")
+		resp = resp || strings.Contains(line, "Set(CURLOPT(httptimeout)=")
+		if strings.Contains(line, "${CURL(") && !(conn && resp) {
+			t.Errorf("extensions.conf:%d calls CURL() without conntimeout and httptimeout set", n+1)
+		}
+	}
+}
