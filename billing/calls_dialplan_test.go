@@ -15,7 +15,7 @@ import (
 	"github.com/narayana/narayanad/billing/money"
 )
 
-// The dialplan replay: testdata/asterisk/extensions.conf builds its callPrepare and
+// The dialplan replay: contrib/asterisk/extensions.conf builds its callPrepare and
 // callFinish requests from the PREPARE_URL and FINISH_URL templates. This test reads those
 // templates, plays a day of synthetic traffic through the dialplan's logic (failover to
 // prior 2 and 3 on CONGESTION/CHANUNAVAIL, the L() limit, the hangup handler's callFinish)
@@ -24,7 +24,7 @@ import (
 
 // dialplanTemplates reads the URL templates out of the dialplan.
 func dialplanTemplates(t *testing.T) (prepare, finish string) {
-	b, err := os.ReadFile("../testdata/asterisk/extensions.conf")
+	b, err := os.ReadFile("../contrib/asterisk/extensions.conf")
 	if err != nil {
 		t.Fatal(err)
 	}

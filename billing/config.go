@@ -2,12 +2,17 @@ package billing
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/narayana/narayanad/db"
 )
 
 // Config holds the daemon's settings. Each is declared once in Options, which the
@@ -34,6 +39,10 @@ type Config struct {
 	LuaHTTPAllow     []string // hosts scripts may reach with narayana.http_*
 	AsteriskTimeout  time.Duration
 	AsteriskAllow    []string // operations asteriskRequest may run
+
+	// from says where each setting read over the defaults came from ("FILE:LINE" or the
+	// environment variable), so that a check made later, against the database, can name it.
+	from map[string]string
 }
 
 // Option is one setting: its name in the file, its default, what it means, and how it is
@@ -104,9 +113,9 @@ var Options = []Option{
 	{Name: "apicustomidentities", Help: "extra auth_by methods; such a key's default_user becomes a request variable", set: list(func(c *Config) *[]string { return &c.CustomIdentities })},
 	{Name: "ban_threshold", Default: "1", Help: "requests with a bad key from one address before it is banned", set: integer(1, 1_000_000, func(c *Config) *int { return &c.BanThreshold })},
 	{Name: "max_call_time", Default: "7200", Help: "longest call callPrepare grants, seconds", set: integer(1, 864_000, func(c *Config) *int { return &c.MaxCallTime })},
-	{Name: "currency", Default: "EUR", Help: "system currency: balances and costs are kept in it", set: func(c *Config, v string) error {
-		if len(v) != 3 || strings.ToUpper(v) != v {
-			return fmt.Errorf("want a three-letter upper-case currency code, got %q", v)
+	{Name: "currency", Default: "EUR", Help: "system currency: balances and costs are kept in it; one of the currencies table (EUR, USD, RUB at first)", set: func(c *Config, v string) error {
+		if !currencyCode(v) {
+			return fmt.Errorf("want a currency code of three capital letters, got %q", v)
 		}
 		c.Currency = v
 		return nil
@@ -159,9 +168,11 @@ func (c *Config) ReadConfig(r io.Reader, file string) error {
 		if !ok {
 			return fmt.Errorf("%s:%d: want `name = value`", file, line)
 		}
-		if err := c.Set(strings.TrimSpace(name), strings.Trim(strings.TrimSpace(value), `"`)); err != nil {
+		name = strings.TrimSpace(name)
+		if err := c.Set(name, strings.Trim(strings.TrimSpace(value), `"`)); err != nil {
 			return fmt.Errorf("%s:%d: %v", file, line, err)
 		}
+		c.setFrom(name, fmt.Sprintf("%s:%d", file, line))
 	}
 	return sc.Err()
 }
@@ -187,15 +198,72 @@ func (c *Config) ReadEnv(lookup func(string) (string, bool)) error {
 			if err := o.set(c, v); err != nil {
 				return fmt.Errorf("%s: %v", EnvName(o.Name), err)
 			}
+			c.setFrom(o.Name, EnvName(o.Name))
 		}
 	}
 	return nil
 }
 
+func (c *Config) setFrom(name, where string) {
+	if c.from == nil {
+		c.from = map[string]string{}
+	}
+	c.from[name] = where
+}
+
+// settingError names the setting and, when it was read from a file or the environment,
+// where: "narayana.conf:3: setting currency: …".
+func (c *Config) settingError(name, format string, a ...any) error {
+	msg := "setting " + name + ": " + fmt.Sprintf(format, a...)
+	if where := c.from[name]; where != "" {
+		msg = where + ": " + msg
+	}
+	return errors.New(msg)
+}
+
+// currencyCode reports whether v has the form of a currency code: three capital letters.
+func currencyCode(v string) bool {
+	if len(v) != 3 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 'A' || v[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// SeededCurrencies are the currencies the first migration creates
+// (sql/*/001_init.sql): all a database knows before anyone calls updateCurrency.
+var SeededCurrencies = []string{"EUR", "RUB", "USD"}
+
+// CheckCurrency checks that the system currency is one the database knows: a row of its
+// currencies table or, for a database `init` is about to create, one of SeededCurrencies.
+// Balances are kept in that currency, so an unknown one would break every rating.
+func (c *Config) CheckCurrency(ctx context.Context, d *db.DB) error {
+	v, err := d.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	known := SeededCurrencies
+	if v > 0 {
+		known = nil
+		if err := d.Q().Select(ctx, &known, `SELECT code FROM currencies ORDER BY code`); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(known, c.Currency) {
+		return nil
+	}
+	return c.settingError("currency", "the database has no currency %s (it has %s); add it with updateCurrency first",
+		c.Currency, strings.Join(known, ", "))
+}
+
 // Validate checks settings that depend on each other.
 func (c *Config) Validate() error {
 	if c.TLSListen != "" && (c.TLSCert == "" || c.TLSKey == "") {
-		return fmt.Errorf("setting tls_listen needs tls_cert and tls_key")
+		return c.settingError("tls_listen", "needs tls_cert and tls_key")
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -68,6 +70,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if path == "" {
 			return nil, fmt.Errorf("db: empty sqlite path in %q", dsn)
 		}
+		if dir := sqliteDir(dsn); dir != "" {
+			if _, err := os.Stat(dir); err != nil {
+				return nil, fmt.Errorf("db: the folder of %s: %w", dsn, err)
+			}
+		}
 		sep := "?"
 		if strings.Contains(path, "?") {
 			sep = "&"
@@ -97,7 +104,32 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		d := &DB{DB: x, Dialect: Postgres}
 		return d, d.ping(ctx)
 	}
-	return nil, fmt.Errorf("db: unsupported DSN %q (want sqlite:PATH or postgres://…)", dsn)
+	return nil, fmt.Errorf("db: unsupported DSN %q (want sqlite:PATH or postgres://…)", Redact(dsn))
+}
+
+// sqliteDir is the folder of a sqlite: DSN's file, "" for other DSNs.
+func sqliteDir(dsn string) string {
+	path, ok := strings.CutPrefix(dsn, "sqlite:")
+	if !ok {
+		return ""
+	}
+	path, _, _ = strings.Cut(path, "?")
+	if path == "" || path == ":memory:" {
+		return ""
+	}
+	return filepath.Dir(path)
+}
+
+// CreateDir creates the folder of a sqlite: DSN's file (mode 0750) if it is missing, so
+// that `init` can start from nothing. Open itself does not: a daemon pointed at a
+// mistyped path should fail, not serve an empty database from a new folder.
+func CreateDir(dsn string) error {
+	if dir := sqliteDir(dsn); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("db: %w", err)
+		}
+	}
+	return nil
 }
 
 func (d *DB) ping(ctx context.Context) error {

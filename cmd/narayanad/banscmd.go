@@ -11,29 +11,9 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
-const bansUsage = `usage:
-  narayanad bans list --db DSN
-  narayanad bans unban --db DSN IP
-  narayanad bans whitelist --db DSN IP`
-
-// runBans shows and lifts bans from the command line: what an operator needs when the API
-// itself refuses its address (one mistyped key bans the Asterisk's address).
-func runBans(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%s", bansUsage)
-	}
-	switch args[0] {
-	case "list":
-		return runBansList(ctx, args[1:], stdout, stderr)
-	case "unban", "whitelist":
-		return runBansAddress(ctx, args[0], args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown bans command %q\n%s", args[0], bansUsage)
-}
-
 // openBans opens the database and its bans list.
 func openBans(ctx context.Context, dsn string) (*keys.Bans, func() error, error) {
-	d, err := openInitialised(ctx, dsn)
+	d, err := openChecked(ctx, dsn)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -43,10 +23,7 @@ func openBans(ctx context.Context, dsn string) (*keys.Bans, func() error, error)
 func runBansList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bans list", stderr)
 	dsn := dsnFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	bans, closeDB, err := openBans(ctx, *dsn)
@@ -71,20 +48,29 @@ func runBansList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return w.Flush()
 }
 
+func runBansUnban(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runBansAddress(ctx, "unban", args, stdout, stderr)
+}
+
+func runBansWhitelist(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runBansAddress(ctx, "whitelist", args, stdout, stderr)
+}
+
 // runBansAddress lifts every ban of an address (unban) or exempts it from bans for good
 // (whitelist).
 func runBansAddress(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bans "+cmd, stderr)
 	dsn := dsnFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("bans %s needs one IP address (flags first)\n%s", cmd, bansUsage)
+	if len(pos) != 1 {
+		return usagef("bans %s needs one IP address", cmd)
 	}
-	addr, err := netip.ParseAddr(fs.Arg(0))
+	addr, err := netip.ParseAddr(pos[0])
 	if err != nil {
-		return fmt.Errorf("bans %s: %q is not an IP address", cmd, fs.Arg(0))
+		return usagef("bans %s: %q is not an IP address", cmd, pos[0])
 	}
 	addr = addr.Unmap()
 	bans, closeDB, err := openBans(ctx, *dsn)

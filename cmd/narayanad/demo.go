@@ -49,7 +49,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := seedDemo(ctx, d, cfg.PasswordCost); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "created the demo database %s\n", *dsn)
+		fmt.Fprintf(stdout, "created the demo database %s\n", db.Redact(*dsn))
 	} else if err := d.Migrate(ctx); err != nil { // a demo database from an older binary
 		return err
 	}

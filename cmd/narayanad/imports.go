@@ -25,38 +25,22 @@ const importBatch = 1000
 // progressEvery is how many rows pass between two progress lines on a terminal.
 const progressEvery = 100_000
 
-// runImport is `narayanad import directions|rates`.
-//
-// A file is applied in one transaction: rows are checked as they stream in and written in
-// multi-row upserts; the first bad row (reported with its line number) rolls back the whole
-// file, so nothing of it is applied. The rating version is bumped in the same transaction,
-// so running daemons reload their rating snapshot.
-func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("usage: narayanad import directions --db DSN FILE.csv | import rates --db DSN --rates ID FILE.csv")
-	}
-	switch args[0] {
-	case "directions":
-		return runImportDirections(ctx, args[1:], stdout, stderr)
-	case "rates":
-		return runImportRates(ctx, args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("import: unknown table %q (directions or rates)", args[0])
-}
+// The imports (`narayanad import directions|rates`) apply a file in one transaction: rows
+// are checked as they stream in and written in multi-row upserts; the first bad row
+// (reported with its line number) rolls back the whole file, so nothing of it is applied.
+// The rating version is bumped in the same transaction, so running daemons reload their
+// rating snapshot.
 
-// runExport is `narayanad export rates --rates ID`: the tariff's entries as CSV on stdout.
-func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "rates" {
-		return fmt.Errorf("usage: narayanad export rates --db DSN --rates ID")
-	}
+// runExportRates is `narayanad export rates --rates ID`: the tariff's entries as CSV on stdout.
+func runExportRates(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("export rates", stderr)
 	dsn := dsnFlag(fs)
 	rates := fs.Int64("rates", 0, "the tariff's id")
-	if _, err := parseInterspersed(fs, args[1:]); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	if *rates <= 0 {
-		return fmt.Errorf("export rates needs --rates ID")
+		return usagef("export rates needs --rates ID")
 	}
 	d, err := openChecked(ctx, *dsn)
 	if err != nil {
@@ -270,7 +254,7 @@ func runImportDirections(ctx context.Context, args []string, stdout, stderr io.W
 		return err
 	}
 	if len(files) != 1 {
-		return fmt.Errorf("usage: narayanad import directions --db DSN FILE.csv (header %s)", strings.Join(rating.DirectionsHeader, ","))
+		return usagef("import directions needs one FILE.csv (header %s)", strings.Join(rating.DirectionsHeader, ","))
 	}
 	d, err := openChecked(ctx, *dsn)
 	if err != nil {
@@ -324,8 +308,7 @@ func runImportRates(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	if len(files) != 1 || *rates <= 0 {
-		return fmt.Errorf("usage: narayanad import rates --db DSN --rates ID [--replace] FILE.csv (header %s)",
-			strings.Join(rating.RateEntriesHeader, ","))
+		return usagef("import rates needs --rates ID and one FILE.csv (header %s)", strings.Join(rating.RateEntriesHeader, ","))
 	}
 	d, err := openChecked(ctx, *dsn)
 	if err != nil {

@@ -17,16 +17,19 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dsn := dsnFlag(fs)
 	user := fs.String("admin-user", "", "the master admin's username")
 	password := fs.String("admin-password", "", "the master admin's password")
-	apikey := fs.String("api-key", "", "the secret of the client key `web`")
+	apikey := fs.String("api-key", "", "the secret of the client key web")
 	config := fs.String("config", "", "configuration file")
-	if err := fs.Parse(args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	if *user == "" || *password == "" || *apikey == "" {
-		return fmt.Errorf("init needs --admin-user, --admin-password and --api-key")
+		return usagef("init needs --admin-user, --admin-password and --api-key")
 	}
 	cfg, err := loadConfig(*config)
 	if err != nil {
+		return err
+	}
+	if err := db.CreateDir(*dsn); err != nil {
 		return err
 	}
 	d, err := db.Open(ctx, *dsn)
@@ -34,10 +37,14 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer d.Close()
+	// Before Bootstrap: a failure there would leave a schema without its master admin.
+	if err := cfg.CheckCurrency(ctx, d); err != nil {
+		return err
+	}
 	if err := billing.Bootstrap(ctx, d, cfg, *user, md5hex(*password), *apikey); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "initialised %s: master admin %q, client key `web`\n", *dsn, *user)
+	fmt.Fprintf(stdout, "initialised %s: master admin %q, client key web\n", db.Redact(*dsn), *user)
 	return nil
 }
 
@@ -65,7 +72,7 @@ func md5hex(s string) string {
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
 	dsn := dsnFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	d, err := db.Open(ctx, *dsn)
@@ -85,4 +92,13 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "schema version %d → %d\n", from, d.LatestVersion())
 	return nil
+}
+
+// runConfigSample prints contrib/narayana.conf: every setting at its default.
+func runConfigSample(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if err := noArgs(newFlagSet("config sample", stderr), args); err != nil {
+		return err
+	}
+	_, err := io.WriteString(stdout, billing.SampleConfig())
+	return err
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -12,50 +11,9 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
-const keyUsage = `usage:
-  narayanad key add --db DSN --name NAME --level N [--auth-by username|sip_extension|id]
-                    [--source MASK] [--owner USER] [--default-user USER] [--key SECRET]
-  narayanad key list --db DSN
-  narayanad key revoke --db DSN --name NAME`
-
-// runKey creates, lists and revokes API keys from the command line, so that a fresh
+// The key commands create, list and revoke API keys from the command line, so that a fresh
 // install gets its Asterisk's key (level 50) without SQL. The operator at the database is
 // above the API's key rule: any level, any owner.
-func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%s", keyUsage)
-	}
-	switch args[0] {
-	case "add":
-		return runKeyAdd(ctx, args[1:], stdout, stderr)
-	case "list":
-		return runKeyList(ctx, args[1:], stdout, stderr)
-	case "revoke":
-		return runKeyRevoke(ctx, args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown key command %q\n%s", args[0], keyUsage)
-}
-
-// openInitialised opens the database at dsn and checks that it holds this binary's schema.
-func openInitialised(ctx context.Context, dsn string) (*db.DB, error) {
-	d, err := db.Open(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.CheckSchema(ctx); err != nil {
-		d.Close()
-		return nil, err
-	}
-	return d, nil
-}
-
-// noArgs refuses the operands a command does not take (a flag after one is not parsed).
-func noArgs(fs *flag.FlagSet) error {
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	}
-	return nil
-}
 
 func runKeyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("key add", stderr)
@@ -68,17 +26,14 @@ func runKeyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&spec.Owner, "owner", "", "the key's owner (default: the master admin)")
 	fs.StringVar(&spec.DefaultUser, "default-user", "", "the user the key acts as without `login`")
 	fs.StringVar(&spec.APIKey, "key", "", "the secret (default: 32 random hex digits)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	if spec.Name == "" || *level == -1 {
-		return fmt.Errorf("key add needs --name and --level")
+		return usagef("key add needs --name and --level")
 	}
 	spec.Level = *level
-	d, err := openInitialised(ctx, *dsn)
+	d, err := openChecked(ctx, *dsn)
 	if err != nil {
 		return err
 	}
@@ -95,13 +50,10 @@ func runKeyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runKeyList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("key list", stderr)
 	dsn := dsnFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	d, err := openInitialised(ctx, *dsn)
+	d, err := openChecked(ctx, *dsn)
 	if err != nil {
 		return err
 	}
@@ -129,16 +81,13 @@ func runKeyRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlagSet("key revoke", stderr)
 	dsn := dsnFlag(fs)
 	name := fs.String("name", "", "the key to revoke")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	if *name == "" {
-		return fmt.Errorf("key revoke needs --name")
+		return usagef("key revoke needs --name")
 	}
-	d, err := openInitialised(ctx, *dsn)
+	d, err := openChecked(ctx, *dsn)
 	if err != nil {
 		return err
 	}

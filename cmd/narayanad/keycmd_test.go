@@ -100,7 +100,7 @@ func testKeyAndBans(t *testing.T, dsn string) {
 		{[]string{"--level", "1"}, "--name"},
 	} {
 		err := cli(append([]string{"key", "add", "--db", dsn}, c.args...)...)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
+		if err == nil || !strings.Contains(err.Error()+errb.String(), c.want) { // usage errors are on stderr
 			t.Errorf("key add %v: %v, want an error about %s", c.args, err, c.want)
 		}
 	}

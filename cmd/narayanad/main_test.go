@@ -74,6 +74,22 @@ func TestServeLifecycle(t *testing.T) {
 	if out, err := exec.Command(bin, "init", "--db", dsn, "--admin-user", "root", "--admin-password", "pw", "--api-key", "0123456789abc").CombinedOutput(); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
+	// Exit statuses as a shell sees them: help is a success, a usage error is 2.
+	for _, c := range []struct {
+		args   []string
+		status int
+	}{{[]string{"init", "--help"}, 0}, {[]string{"import", "-h"}, 0}, {[]string{"init", "--nope"}, 2}, {[]string{"nope"}, 2}} {
+		err := exec.Command(bin, c.args...).Run()
+		status := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			status = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if status != c.status {
+			t.Errorf("narayanad %v: exit status %d, want %d", c.args, status, c.status)
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

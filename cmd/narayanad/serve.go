@@ -25,7 +25,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file")
 	tlsKey := fs.String("tls-key", "", "TLS key file")
 	scripts := fs.String("scripts", "", "folder of Lua extension scripts")
-	if err := fs.Parse(args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*config)
@@ -52,6 +52,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer d.Close()
 	if err := d.CheckSchema(ctx); err != nil {
+		return err
+	}
+	if err := cfg.CheckCurrency(ctx, d); err != nil {
 		return err
 	}
 	svc, err := billing.Start(ctx, d, cfg, log)

@@ -19,11 +19,11 @@ func runSIPServerAdd(ctx context.Context, args []string, stdout, stderr io.Write
 	ami := fs.String("ami", "", "AMI address HOST:PORT")
 	amiUser := fs.String("ami-user", "", "AMI username")
 	amiSecret := fs.String("ami-secret", "", "AMI secret")
-	if err := fs.Parse(args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	if *name == "" || *address == "" {
-		return fmt.Errorf("sip-server add needs --name and --address")
+		return usagef("sip-server add needs --name and --address")
 	}
 	if net.ParseIP(*address) == nil {
 		return fmt.Errorf("--address: %q is not an IP address", *address)
