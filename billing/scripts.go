@@ -60,7 +60,7 @@ func (s *Service) method(name string) *Method {
 		if err != nil {
 			return nil // refused, and logged, at load
 		}
-		return &Method{Name: name, Level: spec.Level, Args: args, Handler: s.scriptMethod(name), Summary: spec.Comment}
+		return &Method{Name: name, Level: spec.Level, Args: args, Handler: s.scriptMethod(rt, name, args), Summary: spec.Comment}
 	}
 	return nil
 }
@@ -91,43 +91,16 @@ func scriptArgs(specs []lua.ArgSpec) ([]Arg, error) {
 // caller.
 type scriptReqKey struct{}
 
-// scriptMethod is the handler of a script method. Scripts reload when they change, so
-// the method is looked up again on every call: gone is E_UNKNOWN_METHOD, and a changed
-// level or argument list is checked and bound again.
-func (s *Service) scriptMethod(name string) Handler {
+// scriptMethod is the handler of a script method as method() found it: the gate and the
+// argument binding have run on that declaration (Service.Call), so it passes the bound
+// arguments to the script.
+func (s *Service) scriptMethod(rt *lua.Runtime, name string, argDefs []Arg) Handler {
 	return func(r *Request) (any, error) {
-		rt := s.ext.scripts
-		var spec *lua.MethodSpec
-		if rt != nil {
-			for _, m := range rt.Methods() {
-				if m.Name == name {
-					spec = &m
-					break
-				}
-			}
-		}
-		if spec == nil {
-			return nil, apierr.New(apierr.UnknownMethod, "no method %q", name)
-		}
-		if r.Caller.Level < spec.Level {
-			return nil, apierr.New(apierr.InsufficientAccess, "%s needs access level %d", name, spec.Level)
-		}
-		argDefs, err := scriptArgs(spec.Args)
-		if err != nil {
-			return nil, apierr.New(apierr.LuaException, "%s: %v", name, err)
-		}
-		cur := &Method{Name: name, Level: spec.Level, Args: argDefs}
-		bound, err := cur.bind(r.args)
-		if err != nil {
-			return nil, err
-		}
 		args := map[string]any{}
 		for _, a := range argDefs {
-			v, ok := bound[a.Name]
-			if !ok {
-				continue
+			if r.Has(a.Name) {
+				args[a.Name] = scriptValue(a.Type, r.Str(a.Name))
 			}
-			args[a.Name] = scriptValue(a.Type, v)
 		}
 		req := lua.Request{Args: args, Info: map[string]any{
 			"method": name, "level": r.Caller.Level, "remote": r.Remote.String(), "version": r.Version,
@@ -197,8 +170,8 @@ func (s *Service) scriptError(name string, err error) error {
 }
 
 // scriptCall is narayana.call: it runs a method of the table (built-in or script) as
-// the caller of the running script, through the same level, key and argument checks as
-// the router. The depth limit travels in ctx and is the lua package's.
+// the caller of the running script, through Service.Call like any request. The depth
+// limit travels in ctx and is the lua package's.
 func (s *Service) scriptCall(ctx context.Context, name string, args map[string]any) (res any, err error) {
 	outer, _ := ctx.Value(scriptReqKey{}).(*Request)
 	if outer == nil {
@@ -210,37 +183,12 @@ func (s *Service) scriptCall(ctx context.Context, name string, args map[string]a
 			res, err = nil, lua.NewError(apierr.UndefinedInstruction, "the method failed")
 		}
 	}()
-	m := s.method(name)
-	if m == nil {
-		return nil, lua.NewError(apierr.UnknownMethod, fmt.Sprintf("no method %q", name))
-	}
-	c := outer.Caller
-	switch {
-	case c.Key != nil && !c.Key.Allows(name):
-		return nil, lua.NewError(apierr.InsufficientAccess, "this key may not call "+name)
-	case m.Level > 0 && c.Actor == nil:
-		return nil, lua.NewError(apierr.AuthFailed, name+" needs an authorized user")
-	case c.Level < m.Level:
-		return nil, lua.NewError(apierr.InsufficientAccess, fmt.Sprintf("%s needs access level %d", name, m.Level))
-	case m.Level > 0 && c.Actor.Locked() && !m.AllowLocked:
-		return nil, lua.NewError(apierr.UserLocked, "user is locked")
-	}
 	params := make(map[string]string, len(args))
 	for k, v := range args {
-		switch k {
-		case "login", "password", "username":
-			continue // the caller stays the same
-		}
 		params[k] = paramText(v)
 	}
-	bound, err := m.bind(params)
-	if err != nil {
-		var ae *apierr.Error
-		errors.As(err, &ae)
-		return nil, lua.NewError(apierr.Code(err), ae.Message)
-	}
-	r := &Request{ctx: ctx, S: s, Caller: c, Method: m, Version: outer.Version, args: bound, Remote: outer.Remote}
-	v, err := m.Handler(r)
+	v, err := s.Call(ctx, Call{Method: name, Params: params, Key: outer.Caller.Key, Caller: outer.Caller,
+		Version: outer.Version, Remote: outer.Remote})
 	if err != nil {
 		var ae *apierr.Error
 		if errors.As(err, &ae) {

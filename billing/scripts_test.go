@@ -46,6 +46,11 @@ narayana.method{ name = "caught", level = 1, handler = function(req)
   if ok then return "allowed" end
   return err.code
 end }
+narayana.method{ name = "viaInfo", level = 1, handler = function(req)
+  local ok, err = pcall(narayana.call, "getInfo", {})
+  if ok then return "allowed" end
+  return err.code
+end }
 narayana.method{ name = "getInfo", handler = function(req) return "hijacked" end }
 narayana.method{ name = "spin", handler = function(req) while true do end end }
 `
@@ -117,6 +122,16 @@ func TestScriptMethods(t *testing.T) {
 		}
 		if a := e.ok(e.do(e.web, "caught", admin())); a.Response != "allowed" {
 			t.Fatalf("caught as admin: %s", a.Body)
+		}
+		// The key's allowed_methods bind narayana.call too: the gate's rules are one
+		// (keys.Permit), whether the method is asked over HTTP or from a script.
+		e.ok(e.do(e.web, "addKey", admin("name", "via", "apikey", "via-key-123456", "allowed_methods", "viaInfo")))
+		if a := e.ok(e.do("via-key-123456", "viaInfo", user("alice"))); a.Response != apierr.InsufficientAccess {
+			t.Fatalf("narayana.call of a method the key does not allow: %s", a.Body)
+		}
+		e.fails(e.do("via-key-123456", "getInfo", user("alice")), apierr.InsufficientAccess, 200)
+		if a := e.ok(e.do(e.web, "viaInfo", user("alice"))); a.Response != "allowed" {
+			t.Fatalf("viaInfo with an unrestricted key: %s", a.Body)
 		}
 		// A script method named like a built-in is refused; the built-in answers.
 		if a := e.ok(e.do(e.web, "getInfo", user("alice"))); a.Response == "hijacked" {

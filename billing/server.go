@@ -100,26 +100,60 @@ func (s *Service) run(c echo.Context, cl *call) (any, error) {
 	if !Versions[c.Param("version")] {
 		return nil, apierr.New(apierr.IncorrectAPIVersion, "API version %q is not served (2.2, 2.3)", c.Param("version"))
 	}
-	m := s.method(cl.method)
-	if m == nil {
-		return nil, apierr.New(apierr.UnknownMethod, "no method %q", cl.method)
-	}
 	params, err := readParams(c.Request())
 	if err != nil {
 		return nil, err
 	}
-	caller, err := s.Gate.Authorize(ctx, k, keys.Request{
-		Method: m.Name, Level: m.Level, AllowLocked: m.AllowLocked,
-		Login: params["login"], Password: params["password"], OnBehalf: params["username"],
-	})
+	return s.Call(ctx, Call{Method: cl.method, Params: params, Key: k, Version: c.Param("version"), Remote: remote})
+}
+
+// Call is one method call on its way to a handler, from whichever face it came: the HTTP
+// route, a script's narayana.call, the command line.
+type Call struct {
+	Method string
+	Params map[string]string // arguments as a query string carries them, login and password included
+	Key    *keys.Key         // the key the request was admitted with (Gate.Admit)
+	// Caller is set when who asks is already known (a script calling on behalf of the
+	// request it serves); login, password and username in Params are then ignored.
+	Caller  *keys.Caller
+	Version string
+	Remote  netip.Addr
+}
+
+// Call is the one path from a request to its handler: the method table, the gate's
+// rules (keys.Gate.Authorize, or keys.Permit for a caller already known), argument
+// binding, the handler.
+func (s *Service) Call(ctx context.Context, in Call) (any, error) {
+	m := s.method(in.Method)
+	if m == nil {
+		return nil, apierr.New(apierr.UnknownMethod, "no method %q", in.Method)
+	}
+	rule := keys.Request{Method: m.Name, Level: m.Level, AllowLocked: m.AllowLocked}
+	caller := in.Caller
+	if caller == nil {
+		rule.Login, rule.Password, rule.OnBehalf = in.Params["login"], in.Params["password"], in.Params["username"]
+		var err error
+		if caller, err = s.Gate.Authorize(ctx, in.Key, rule); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := keys.Permit(caller, rule); err != nil {
+			return nil, err
+		}
+		params := make(map[string]string, len(in.Params))
+		for k, v := range in.Params {
+			params[k] = v
+		}
+		delete(params, "login") // the caller stays the same
+		delete(params, "password")
+		delete(params, "username")
+		in.Params = params
+	}
+	args, err := m.bind(in.Params)
 	if err != nil {
 		return nil, err
 	}
-	args, err := m.bind(params)
-	if err != nil {
-		return nil, err
-	}
-	r := &Request{ctx: ctx, S: s, Caller: caller, Method: m, Version: c.Param("version"), args: args, Remote: remote}
+	r := &Request{ctx: ctx, S: s, Caller: caller, Method: m, Version: in.Version, args: args, Remote: in.Remote}
 	return m.Handler(r)
 }
 

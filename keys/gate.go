@@ -130,12 +130,8 @@ func (c *Caller) MayCreateKey(level int) bool {
 	return false
 }
 
-// Authorize finds the user, checks the effective access level against the method's, and
-// resolves `username`.
+// Authorize finds the user, applies the method's rules (Permit) and resolves `username`.
 func (g *Gate) Authorize(ctx context.Context, k *Key, r Request) (*Caller, error) {
-	if !k.Allows(r.Method) {
-		return nil, apierr.New(apierr.InsufficientAccess, "this key may not call %s", r.Method)
-	}
 	c := &Caller{Key: k}
 	q := g.Keys.DB.Q()
 	if g.Directory != nil {
@@ -160,14 +156,8 @@ func (g *Gate) Authorize(ctx context.Context, k *Key, r Request) (*Caller, error
 	if err != nil {
 		return nil, err
 	}
-	if r.Level > 0 && c.Actor == nil {
-		return nil, apierr.New(apierr.AuthFailed, "%s needs an authorized user", r.Method)
-	}
-	if c.Level < r.Level {
-		return nil, apierr.New(apierr.InsufficientAccess, "%s needs access level %d", r.Method, r.Level)
-	}
-	if r.Level > 0 && c.Actor.Locked() && !r.AllowLocked {
-		return nil, apierr.New(apierr.UserLocked, "user %s is locked", c.Actor.Username)
+	if err := Permit(c, r); err != nil {
+		return nil, err
 	}
 	c.User = c.Actor
 	if r.OnBehalf != "" && c.Actor != nil && r.OnBehalf != c.Actor.Username {
@@ -187,6 +177,25 @@ func (g *Gate) Authorize(ctx context.Context, k *Key, r Request) (*Caller, error
 		c.User = u
 	}
 	return c, nil
+}
+
+// Permit is the one place of the rules a known caller meets before a method runs: the
+// key's allowed_methods, an authorized user for methods above level 0, the effective
+// access level, and no locked user unless the method answers that itself. Authorize
+// applies it to a request from outside; a method called from a script (narayana.call)
+// meets it again for the method it calls.
+func Permit(c *Caller, r Request) error {
+	switch {
+	case c.Key != nil && !c.Key.Allows(r.Method):
+		return apierr.New(apierr.InsufficientAccess, "this key may not call %s", r.Method)
+	case r.Level > 0 && c.Actor == nil:
+		return apierr.New(apierr.AuthFailed, "%s needs an authorized user", r.Method)
+	case c.Level < r.Level:
+		return apierr.New(apierr.InsufficientAccess, "%s needs access level %d", r.Method, r.Level)
+	case r.Level > 0 && c.Actor.Locked() && !r.AllowLocked:
+		return apierr.New(apierr.UserLocked, "user %s is locked", c.Actor.Username)
+	}
+	return nil
 }
 
 // clientUser: static authorization by default_user, else login and password.
