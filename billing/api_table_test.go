@@ -2,7 +2,9 @@ package billing
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -142,4 +144,17 @@ func TestCustomIdentity(t *testing.T) {
 
 func keysRequest(method string, level int, login, password string) keys.Request {
 	return keys.Request{Method: method, Level: level, Login: login, Password: password}
+}
+
+// TestUndeclaredArgumentPanics: a handler reading an argument its method does not
+// declare (a typo such as "uniqeid") fails loudly under test instead of reading "".
+func TestUndeclaredArgumentPanics(t *testing.T) {
+	m := method("typo", 0, func(r *Request) (any, error) { return r.Str("uniqeid"), nil }, "uniqueid:string")
+	r := &Request{Method: &m, args: map[string]string{"uniqueid": "1.2"}}
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), `"uniqeid"`) {
+			t.Fatalf("reading an undeclared argument: %v", p)
+		}
+	}()
+	m.Handler(r)
 }

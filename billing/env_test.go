@@ -37,6 +37,10 @@ func md5hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// Every test reads arguments strictly: a handler reading one its method does not
+// declare panics (Request.arg).
+func init() { strictArgs = true }
+
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.PasswordCost = 4 // bcrypt's minimum: tests make many users

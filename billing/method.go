@@ -137,6 +137,21 @@ func method(name string, level int, h Handler, args ...string) Method {
 	return m
 }
 
+// declares reports whether the method declares the argument; login, password and
+// username are every method's (the gate reads them).
+func (m *Method) declares(name string) bool {
+	switch name {
+	case "login", "password", "username":
+		return true
+	}
+	for i := range m.Args {
+		if m.Args[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Table is the set of methods by name. A duplicate name panics: each method is declared once.
 type Table map[string]*Method
 

@@ -306,16 +306,29 @@ type Request struct {
 func (r *Request) Context() context.Context { return r.ctx }
 
 // Has reports whether the argument was given (or has a default).
-func (r *Request) Has(name string) bool { _, ok := r.args[name]; return ok }
+func (r *Request) Has(name string) bool { _, ok := r.arg(name); return ok }
 
 // Str is a string argument ("" when absent).
-func (r *Request) Str(name string) string { return r.args[name] }
+func (r *Request) Str(name string) string { v, _ := r.arg(name); return v }
 
 // Int is a whole-number argument, already validated by binding (0 when absent).
-func (r *Request) Int(name string) int64 { v, _ := parseInt(r.args[name]); return v }
+func (r *Request) Int(name string) int64 { v, _ := parseInt(r.Str(name)); return v }
 
 // Money is a num argument as exact micro-units (0 when absent).
-func (r *Request) Money(name string) money.Micro { v, _ := money.Parse(r.args[name]); return v }
+func (r *Request) Money(name string) money.Micro { v, _ := money.Parse(r.Str(name)); return v }
 
 // Bool is a bool argument (false when absent).
-func (r *Request) Bool(name string) bool { v, _ := parseBool(r.args[name]); return v }
+func (r *Request) Bool(name string) bool { v, _ := parseBool(r.Str(name)); return v }
+
+// strictArgs makes reading an argument the method does not declare panic: a typo such as
+// "uniqeid" would otherwise read "" in silence. The package's tests turn it on; in the
+// daemon the check costs nothing.
+var strictArgs = false
+
+func (r *Request) arg(name string) (string, bool) {
+	if strictArgs && !r.Method.declares(name) {
+		panic(fmt.Sprintf("billing: %s reads argument %q, which its declaration lacks", r.Method.Name, name))
+	}
+	v, ok := r.args[name]
+	return v, ok
+}
