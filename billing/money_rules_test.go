@@ -2,12 +2,14 @@ package billing
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/narayana/narayanad/billing/apierr"
 	"github.com/narayana/narayanad/billing/money"
 )
 
@@ -140,4 +142,120 @@ func TestChargedLength(t *testing.T) {
 			t.Errorf("chargedLength(%d, %v) = %d, %v; want %d, %v", c.secs, c.grant, charged, over, c.charged, c.over)
 		}
 	}
+}
+
+// ledgerRows counts an account's ledger rows.
+func ledgerRows(t *testing.T, e *env, account string) int {
+	t.Helper()
+	var n int
+	if err := e.s.DB.Q().Get(context.Background(), &n, `SELECT count(*) FROM ledger WHERE account_id = ?`, account); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// An account that holds money or has a history is not deleted, and its ledger stays.
+func TestDeleteAccountKeepsHistory(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		account := func(name string) string { return field(e.ok(e.do(e.web, "getInfo", user(name))), "account") }
+		e.register(admin(), "ann", 11, "balance", "10")
+		e.register(admin(), "bob", 11, "balance", "5")
+		e.register(admin(), "cat", 11)
+		ann, bob, cat := account("ann"), account("bob"), account("cat")
+		e.ok(e.do(e.web, "transferMoney", user("bob", "destination", "ann", "amount", "5"))) // bob: 0, with a history
+		for _, n := range []string{"ann", "bob", "cat"} {
+			e.ok(e.do(e.web, "deleteUser", admin("user", n)))
+		}
+		for _, a := range []string{ann, bob} {
+			before := ledgerRows(t, e, a)
+			e.fails(e.do(e.web, "deleteAccount", admin("account", a)), apierr.DataAbort, 200)
+			if after := ledgerRows(t, e, a); before == 0 || after != before {
+				t.Errorf("account %s: %d ledger rows, then %d", a, before, after)
+			}
+			e.ok(e.do(e.web, "getAccountInfo", admin("account", a))) // closed, kept
+		}
+		if got := field(e.ok(e.do(e.web, "getAccountInfo", admin("account", ann))), "balance"); got != "15" {
+			t.Errorf("closed account's balance = %s, want 15", got)
+		}
+		// An account without money or history goes.
+		e.ok(e.do(e.web, "deleteAccount", admin("account", cat)))
+		e.fails(e.do(e.web, "getAccountInfo", admin("account", cat)), apierr.NotExist, 200)
+		checkLedger(t, e)
+	})
+}
+
+// Refusals come after ownership: another tenant's account tells nothing of its users.
+func TestDeleteAccountOwnershipFirst(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.register(admin(), "corpa", 22)
+		e.register(admin(), "corpb", 22)
+		e.register(user("corpb"), "custb", 11)
+		accountB := field(e.ok(e.do(e.web, "getInfo", user("custb"))), "account")
+		a := e.do(e.web, "deleteAccount", user("corpa", "account", accountB))
+		e.fails(a, apierr.DoesNotBelongToYou, 200)
+		if strings.Contains(a.Body, "custb") || strings.Contains(a.Body, "users") {
+			t.Errorf("a stranger learns about the account's users: %s", a.Body)
+		}
+		e.fails(e.do(e.web, "deleteAccount", user("corpa", "account", "999999999")), apierr.NotExist, 200)
+		// Its manager is told.
+		e.fails(e.do(e.web, "deleteAccount", user("corpb", "account", accountB)), apierr.AccountHasUsers, 200)
+	})
+}
+
+// A corporate manager is a reseller: what it gives its users comes out of its account;
+// administrators issue money.
+func TestResellerPaysBalances(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		info := func(name string) answer { return e.ok(e.do(e.web, "getInfo", admin("username", name))) }
+		bal := func(name string) string { return field(info(name), "balance") }
+		e.register(admin(), "corp", 22)
+		// The issue's reproduction: a manager with nothing cannot hand out a million.
+		e.fails(e.do(e.web, "registerUser", user("corp", "user", "sub", "web_password", md5hex("subpw"),
+			"accesslevel", "11", "balance", "1000000")), apierr.InsufficientMoney, 200)
+		e.fails(e.do(e.web, "getInfo", admin("username", "sub")), apierr.NotExist, 200)
+		// Administrators issue money: one ledger row, nothing taken from their account.
+		adminBefore := bal(adminName)
+		e.register(admin(), "rich", 11, "balance", "100")
+		richAcc := field(info("rich"), "account")
+		if bal(adminName) != adminBefore || ledgerRows(t, e, richAcc) != 1 {
+			t.Fatalf("issued money: admin %s → %s, %d rows", adminBefore, bal(adminName), ledgerRows(t, e, richAcc))
+		}
+		e.ok(e.do(e.web, "transferMoney", admin("destination", "corp", "amount", "100")))
+		e.register(user("corp"), "sub", 11, "balance", "30")
+		if bal("corp") != "70" || bal("sub") != "30" {
+			t.Fatalf("after giving 30: corp %s, sub %s", bal("corp"), bal("sub"))
+		}
+		// A raise comes out of the manager's account, a cut goes back to it.
+		e.ok(e.do(e.web, "updateAccount", user("corp", "username", "sub", "balance", "50")))
+		if bal("corp") != "50" || bal("sub") != "50" {
+			t.Fatalf("after a raise: corp %s, sub %s", bal("corp"), bal("sub"))
+		}
+		e.ok(e.do(e.web, "updateAccount", user("corp", "username", "sub", "balance", "10")))
+		if bal("corp") != "90" || bal("sub") != "10" {
+			t.Fatalf("after a cut: corp %s, sub %s", bal("corp"), bal("sub"))
+		}
+		e.fails(e.do(e.web, "updateAccount", user("corp", "username", "sub", "balance", "1000")), apierr.InsufficientMoney, 200)
+		// The manager's overdraft counts, as for a transfer.
+		e.ok(e.do(e.web, "updateAccount", admin("username", "corp", "overdraft", "20")))
+		e.ok(e.do(e.web, "updateAccount", user("corp", "username", "sub", "balance", "105")))
+		e.ok(e.do(e.web, "transferMoney", user("sub", "destination", "corp", "amount", "105")))
+		if bal("corp") != "100" || bal("sub") != "0" {
+			t.Fatalf("round trip: corp %s, sub %s: money was made", bal("corp"), bal("sub"))
+		}
+		// In the giver's currency; both rows carry the same system-currency amount.
+		e.register(admin(), "usd", 22, "currency", "USD", "balance", "100")
+		e.register(user("usd"), "usub", 11, "balance", "10.80") // 10 EUR at 1.08
+		if bal("usd") != "90" || bal("usub") != "10" {
+			t.Fatalf("USD reseller: usd %s, usub %s", bal("usd"), bal("usub"))
+		}
+		var rows []money.Micro
+		if err := e.s.DB.Q().Select(context.Background(), &rows, `SELECT amount FROM ledger WHERE kind = ? ORDER BY id DESC LIMIT 2`,
+			KindInitial); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 2 || rows[0] != -rows[1] || max(rows[0], rows[1]) != 10*money.One {
+			t.Errorf("the gift's two rows: %v", rows)
+		}
+		checkLedger(t, e)
+	})
 }

@@ -163,7 +163,7 @@ func TestLedgerInvariant(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		rng := rand.New(rand.NewSource(7))
 		names := []string{"u1", "u2", "u3", "u4"}
-		e.register(admin(), "corp", 22)
+		e.register(admin(), "corp", 22, "balance", "1000") // a reseller pays the balances it gives
 		for _, n := range names {
 			e.register(user("corp"), n, 11, "balance", fmt.Sprintf("%d.%02d", rng.Intn(20), rng.Intn(100)))
 		}

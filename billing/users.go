@@ -420,8 +420,14 @@ func (s *Service) registerUser(r *Request) (any, error) {
 		} else if err != nil {
 			return err
 		}
-		if initial > 0 {
+		switch {
+		case initial == 0:
+		case registrar.AccessLevel >= keys.LevelAdmin: // administrators issue money
 			if err := post(r.ctx, tx, account, initial, KindInitial, "user:"+name, "initial balance", registrar.ID); err != nil {
+				return err
+			}
+		default: // a reseller gives it out of its own account
+			if err := pay(r.ctx, tx, registrar.Number, account, initial, KindInitial, "initial balance of "+name, registrar.ID); err != nil {
 				return err
 			}
 		}
