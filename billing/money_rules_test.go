@@ -259,3 +259,62 @@ func TestResellerPaysBalances(t *testing.T) {
 		checkLedger(t, e)
 	})
 }
+
+// Currency codes are three ASCII letters; amounts are bounded and not negative.
+func TestMoneyArgumentBounds(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		for _, code := range []string{"⯔", "US", "USDD", "U$D", "ÄBC", "uſd"} {
+			e.fails(e.do(e.web, "updateCurrency", admin("currency", code, "eur_course", "2")), apierr.InvalidArgument, 400)
+		}
+		e.ok(e.do(e.web, "updateCurrency", admin("currency", "chf", "eur_course", "0.95")))
+		if got := field(e.ok(e.do(e.web, "getCourse", kv("currency", "CHF"))), "eur_course"); got != "0.95" {
+			t.Errorf("CHF course = %s", got)
+		}
+		e.register(admin(), "ann", 11, "balance", "10")
+		acc := field(e.ok(e.do(e.web, "getInfo", user("ann"))), "account")
+		for _, c := range []struct {
+			method string
+			params []string
+		}{
+			{"createPrepaidCode", []string{"balance", "100000001"}},
+			{"createPrepaidCode", []string{"balance", "-1"}},
+			{"registerUser", []string{"user", "typo", "web_password", md5hex("x"), "balance", "100000000.000001"}},
+			{"transferMoney", []string{"destination", "ann", "amount", "100000001"}},
+			{"transferMoney", []string{"destination", "ann", "amount", "-5"}},
+			{"updateAccount", []string{"account", acc, "overdraft", "-1"}},
+			{"updateAccount", []string{"account", acc, "overdraft", "1e9"}},
+			{"updateAccount", []string{"account", acc, "overdraft", "100000001"}},
+			{"addDIDPool", []string{"country", "X", "area", "Y", "cost", "100000001"}},
+			{"updateCurrency", []string{"currency", "EUR", "transfer_fee", "-1"}},
+		} {
+			e.fails(e.do(e.web, c.method, admin(c.params...)), apierr.InvalidArgument, 400)
+		}
+		if got := field(e.ok(e.do(e.web, "getInfo", user("ann"))), "balance"); got != "10" {
+			t.Errorf("refused calls changed ann's balance: %s", got)
+		}
+		e.fails(e.do(e.web, "getInfo", admin("username", "typo")), apierr.NotExist, 200)
+		// The bound itself is accepted.
+		e.ok(e.do(e.web, "transferMoney", admin("destination", "ann", "amount", "100000000")))
+		checkLedger(t, e)
+	})
+}
+
+// With username, display* fields are in that user's currency, not the caller's.
+func TestDisplayInTargetCurrency(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.register(admin(), "yank", 11, "currency", "USD", "balance", "10") // 10 EUR = 10.80 USD
+		info := e.ok(e.do(e.web, "getInfo", admin("username", "yank")))
+		if got := field(info, "displaybalance"); got != "10.8" {
+			t.Errorf("getInfo?username=yank displaybalance = %s, want 10.8 (USD)", got)
+		}
+		acc := field(info, "account")
+		ai := e.ok(e.do(e.web, "getAccountInfo", admin("username", "yank", "account", acc)))
+		if got := field(ai, "displaybalance"); got != "10.8" {
+			t.Errorf("getAccountInfo?username=yank displaybalance = %s, want 10.8 (USD)", got)
+		}
+		// Without username, the caller's own view in its own currency.
+		if got := field(e.ok(e.do(e.web, "getAccountInfo", admin("account", acc))), "displaybalance"); got != "10" {
+			t.Errorf("admin's own view displaybalance = %s, want 10 (EUR)", got)
+		}
+	})
+}
