@@ -29,12 +29,12 @@ type Handler func(r *Request) (any, error)
 type ArgType string
 
 const (
-	String  ArgType = "string"
-	Num     ArgType = "num" // a decimal number, '.' as decimal mark; money is parsed exactly
-	Int     ArgType = "int" // a num that must be whole
+	String ArgType = "string"
+	Num    ArgType = "num" // a decimal number, '.' as decimal mark; money is parsed exactly
+	Int    ArgType = "int" // a num that must be whole
 	// Money is an amount: a num from 0 to money.MaxAmount. A negative amount means
 	// nothing in any argument that carries one (a refund is its own operation).
-	Money ArgType = "money"
+	Money   ArgType = "money"
 	Bool    ArgType = "bool"
 	UString ArgType = "ustring"
 )
