@@ -177,6 +177,10 @@ func TestDeleteAccountKeepsHistory(t *testing.T) {
 		if got := field(e.ok(e.do(e.web, "getAccountInfo", admin("account", ann))), "balance"); got != "15" {
 			t.Errorf("closed account's balance = %s, want 15", got)
 		}
+		// The database refuses too, whatever asks.
+		if _, err := e.s.DB.Q().Exec(context.Background(), `DELETE FROM ledger WHERE account_id = ?`, ann); err == nil {
+			t.Error("the database let a ledger row be deleted")
+		}
 		// An account without money or history goes.
 		e.ok(e.do(e.web, "deleteAccount", admin("account", cat)))
 		e.fails(e.do(e.web, "getAccountInfo", admin("account", cat)), apierr.NotExist, 200)
