@@ -77,7 +77,7 @@ func TestOwnership(t *testing.T) {
 		e.fails(e.do(e.web, "deleteUser", user("corpa", "user", "custb")), apierr.DoesNotBelongToYou, 200)
 		e.fails(e.do(e.web, "getAccountInfo", user("corpa", "account", accountB)), apierr.DoesNotBelongToYou, 200)
 		e.fails(e.do(e.web, "updateAccount", user("corpa", "account", accountB, "overdraft", "100")), apierr.DoesNotBelongToYou, 200)
-		e.fails(e.do(e.web, "deleteAccount", user("corpa", "account", accountB)), apierr.AccountHasUsers, 200)
+		e.fails(e.do(e.web, "deleteAccount", user("corpa", "account", accountB)), apierr.DoesNotBelongToYou, 200)
 		e.fails(e.do(e.web, "updateUser", user("corpa", "user", "custa", "account", accountB)), apierr.DoesNotBelongToYou, 200)
 		for _, a := range e.ok(e.do(e.web, "getAccounts", user("corpa", "all", "true"))).Response.([]any) {
 			if n := fmt.Sprint(a.(map[string]any)["account"]); n == accountB {

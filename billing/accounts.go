@@ -176,11 +176,17 @@ func (s *Service) getAccounts(r *Request) (any, error) {
 	return out, nil
 }
 
+// deleteAccount deletes an account the caller manages, once it has no users, no money
+// and no history. Ownership is decided first, so a stranger learns nothing of its users.
+// An account with ledger rows stays, closed (DECISIONS §4: the ledger is never deleted).
 func (s *Service) deleteAccount(r *Request) (any, error) {
 	n := r.Int("account")
 	acc, err := s.accountAccess(r, n)
 	if err != nil {
 		return nil, err
+	}
+	if !acc.manager && !acc.member {
+		return nil, apierr.New(apierr.DoesNotBelongToYou, "account %d is not yours", n)
 	}
 	if len(acc.users) > 0 {
 		return nil, apierr.New(apierr.AccountHasUsers, "account %d has users %s", n, strings.Join(acc.users, ", "))
@@ -189,14 +195,24 @@ func (s *Service) deleteAccount(r *Request) (any, error) {
 		return nil, apierr.New(apierr.DoesNotBelongToYou, "account %d is not yours", n)
 	}
 	return nil, s.DB.InTx(r.ctx, func(tx *db.Tx) error {
-		var users int
+		locked, err := lockAccounts(r.ctx, tx, n)
+		if err != nil {
+			return err
+		}
+		var users, rows int
 		if err := tx.Get(r.ctx, &users, `SELECT count(*) FROM users WHERE account_id = ?`, n); err != nil {
 			return err
 		}
 		if users > 0 { // a user joined it since the check above
 			return apierr.New(apierr.AccountHasUsers, "account %d has users", n)
 		}
-		_, err := tx.Exec(r.ctx, `DELETE FROM accounts WHERE id = ?`, n)
+		if err := tx.Get(r.ctx, &rows, `SELECT count(*) FROM ledger WHERE account_id = ?`, n); err != nil {
+			return err
+		}
+		if locked[n].Balance != 0 || rows > 0 {
+			return apierr.New(apierr.DataAbort, "account %d holds money or has a history: it stays, closed", n)
+		}
+		_, err = tx.Exec(r.ctx, `DELETE FROM accounts WHERE id = ?`, n)
 		return err
 	})
 }
@@ -278,16 +294,20 @@ func (s *Service) updateAccount(r *Request) (any, error) {
 		if !setBalance {
 			return nil
 		}
-		locked, err := lockAccounts(r.ctx, tx, n)
+		locked, err := lockAccounts(r.ctx, tx, n, actor.Number) // in id order, before pay locks them again
 		if err != nil {
 			return err
 		}
-		delta := x.toSystem(r.Money("balance")) - locked[n].Balance
-		if delta == 0 {
-			return nil
+		// The manager is a reseller: a raise comes out of its own account, a cut goes back
+		// to it (DECISIONS §3).
+		comment := "balance set by " + actor.Username
+		switch delta := x.toSystem(r.Money("balance")) - locked[n].Balance; {
+		case delta > 0:
+			return pay(r.ctx, tx, actor.Number, n, delta, KindManual, comment, actor.ID)
+		case delta < 0:
+			return pay(r.ctx, tx, n, actor.Number, -delta, KindManual, comment, actor.ID)
 		}
-		err = post(r.ctx, tx, n, delta, KindManual, "", "balance set by "+actor.Username, actor.ID)
-		return err
+		return nil
 	})
 }
 

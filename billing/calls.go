@@ -37,7 +37,8 @@ import (
 //     to whole seconds.
 //   - callFinish charges even when it finds no reservation (a call granted by another
 //     system, a reservation already expired): the call happened, so its cost is debited,
-//     and that may take the balance below −overdraft. It also works for locked users
+//     and that may take the balance below −overdraft. With a uniqueid it settles only that
+//     call's reservation, never another call's (which would free money still in use). It also works for locked users
 //     (the method allows them through the gate): a call in progress when a user is locked
 //     is still billed.
 //   - callPrepare with a uniqueid that already holds a reservation (a retried request)
@@ -419,16 +420,58 @@ func (s *Service) sweepReservations(ctx context.Context, q db.Queryer, account i
 	return len(gone), err
 }
 
-// releaseCall deletes the reservation of call uniqueid/prior in tx, if any, and reports
-// whether there was one.
-func (s *Service) releaseCall(ctx context.Context, tx *db.Tx, uid string, prior int) (bool, error) {
-	res, err := tx.Exec(ctx, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ?`, uid, prior)
-	if err != nil {
-		return false, err
+// releaseCall deletes the reservation of call uniqueid/prior in tx, if any, and answers
+// the MaxCallTime it granted (not Valid when there was none).
+func (s *Service) releaseCall(ctx context.Context, tx *db.Tx, uid string, prior int) (sql.NullInt64, error) {
+	var grant []int64
+	err := tx.Select(ctx, &grant, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ? RETURNING max_call_time`, uid, prior)
+	if err != nil || len(grant) == 0 {
+		return sql.NullInt64{}, err
 	}
 	s.holds.released(tx, callHold(uid, prior, 0))
-	n, err := res.RowsAffected()
-	return n > 0, err
+	return sql.NullInt64{Int64: grant[0], Valid: true}, nil
+}
+
+// settleOldest deletes the user's oldest open reservation for dest/prior, for a
+// callFinish without uniqueid, and answers the MaxCallTime it granted.
+func (s *Service) settleOldest(ctx context.Context, tx *db.Tx, user int64, dest string, prior int) (sql.NullInt64, error) {
+	var gone []struct {
+		ID       int64  `db:"id"`
+		UniqueID string `db:"uniqueid"`
+		Grant    int64  `db:"max_call_time"`
+	}
+	if err := tx.Select(ctx, &gone, `DELETE FROM reservations WHERE id = (SELECT id FROM reservations
+		WHERE user_id = ? AND destination = ? AND prior = ? ORDER BY id LIMIT 1)
+		RETURNING id, COALESCE(uniqueid, '') AS uniqueid, max_call_time`, user, dest, prior); err != nil || len(gone) == 0 {
+		return sql.NullInt64{}, err
+	}
+	g := gone[0]
+	s.holds.released(tx, callHold(g.UniqueID, prior, g.ID))
+	return sql.NullInt64{Int64: g.Grant, Valid: true}, nil
+}
+
+// Seconds around a call's grant (DECISIONS §5): a switch's timer cuts a call at its grant
+// give or take a second, so up to grantSlack above it is billed as the grant; more than
+// grantOverrun above it means the switch did not cut it (a dialplan without L()).
+const (
+	grantSlack   = 2
+	grantOverrun = 5
+)
+
+// chargedLength is the length a call is charged for, given what callPrepare granted, and
+// whether it ran past its grant.
+func chargedLength(secs int, grant sql.NullInt64) (charged int, over bool) {
+	if !grant.Valid {
+		return secs, false
+	}
+	g := int(grant.Int64)
+	switch {
+	case secs > g+grantOverrun:
+		return secs, true
+	case secs > g && secs <= g+grantSlack:
+		return g, false
+	}
+	return secs, false
 }
 
 // savedAnswer is the answer line of an already finished call.
@@ -472,16 +515,12 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	}
 	did := r.Str("is_did")
 	var (
-		cost             money.Micro
-		billed           int
 		direction, route string
 		debug            string
 	)
 	q, rerr := p.rateVia(snap, dest, prior, did != "", hook.routeID)
 	switch {
 	case rerr == nil:
-		billed = q.BillType.BilledSeconds(secs)
-		cost = q.Charge(secs)
 		direction, route = noSpaces(q.Direction.Name), noSpaces(q.Route.Name)
 		debug = fmt.Sprintf("tariff=%d direction=%d route=%d cost/min=%s bill_type=%s", q.Tariff.ID,
 			q.Direction.ID, q.Route.ID, q.Entry.Cost.String(), q.BillType.Name)
@@ -495,37 +534,40 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		return nil, err
 	}
 	cid, status := p.callerID(r), noSpaces(r.Str("status"))
-	line := strings.TrimSuffix(fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route, secs,
-		x.fromSystem(cost).Format(4), x.user.Code, status), " ")
+	var (
+		cost   money.Micro
+		billed int
+		line   string
+		grant  sql.NullInt64
+		over   bool
+	)
 	err = s.DB.InTxBatch(ctx, func(tx *db.Tx) error {
-		// Settle the reservation: the call's own, else the oldest for this destination.
-		// (post's UPDATE takes the account's row lock; nothing here reads the balance.)
-		settled := false
+		// Settle the call's own reservation (by uniqueid, and no other), or without
+		// uniqueid the user's oldest for this destination. What it granted decides the
+		// length charged. (post's UPDATE takes the account's row lock; nothing here reads
+		// the balance.)
+		var err error
 		if uid != "" {
-			var err error
-			if settled, err = s.releaseCall(ctx, tx, uid, prior); err != nil {
-				return err
-			}
+			grant, err = s.releaseCall(ctx, tx, uid, prior)
+		} else {
+			grant, err = s.settleOldest(ctx, tx, u.ID, dest, prior)
 		}
-		if !settled {
-			var gone []struct {
-				ID       int64  `db:"id"`
-				UniqueID string `db:"uniqueid"`
-			}
-			if err := tx.Select(ctx, &gone, `DELETE FROM reservations WHERE id = (SELECT id FROM reservations
-				WHERE user_id = ? AND destination = ? AND prior = ? ORDER BY id LIMIT 1)
-				RETURNING id, COALESCE(uniqueid, '') AS uniqueid`, u.ID, dest, prior); err != nil {
-				return err
-			}
-			for _, g := range gone {
-				s.holds.released(tx, callHold(g.UniqueID, prior, g.ID))
-			}
+		if err != nil {
+			return err
 		}
+		var charged int
+		charged, over = chargedLength(secs, grant)
+		cost, billed = 0, 0
+		if rerr == nil {
+			billed, cost = q.BillType.BilledSeconds(charged), q.Charge(charged)
+		}
+		line = strings.TrimSuffix(fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route,
+			charged, x.fromSystem(cost).Format(4), x.user.Code, status), " ")
 		id, err := tx.Insert(ctx, `INSERT INTO call_log (user_id, account_id, username, extension, callerid, destination,
-			direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug, granted, over_grant,
+			created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.ID, u.AccountID, u.Username, p.extension(), cid, dest, direction, route, secs, billed, cost, status,
-			nullStr(uid), prior, did, line, debug, time.Now().Unix())
+			nullStr(uid), prior, did, line, debug, grant, boolInt(over), time.Now().Unix())
 		if err != nil {
 			return err
 		}
@@ -548,6 +590,10 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if over {
+		s.Log.Warn("call lasted longer than granted: is the dialplan's Dial() missing L()?", "user", u.Username,
+			"uniqueid", uid, "destination", dest, "length", secs, "granted", grant.Int64)
 	}
 	if s.hooked("callFinish") {
 		s.scriptFinish(ctx, u, map[string]any{"destination": dest, "callerid": cid, "prior": prior, "length": secs,

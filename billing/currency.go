@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"regexp"
 	"strings"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -57,15 +58,16 @@ func (s *Service) currency(ctx context.Context, code string) (*Currency, error) 
 	return v.(*Currency), nil
 }
 
-// viewer is the user making the call and the exchange into their currency: display*
-// fields are in the asking user's currency (DECISIONS §4).
+// viewer is the user the answer is about (the `username` target, else the caller) and
+// the exchange into their currency: display* fields are in that user's currency
+// (DECISIONS §3, §4).
 func (s *Service) viewer(r *Request) (*User, exchange, error) {
-	actor, err := r.Actor()
+	u, err := r.User()
 	if err != nil {
 		return nil, exchange{}, err
 	}
-	x, err := s.exchange(r.ctx, actor.Currency)
-	return actor, x, err
+	x, err := s.exchange(r.ctx, u.Currency)
+	return u, x, err
 }
 
 // display is an amount of the system currency shown in the user's, rounded to cents.
@@ -106,12 +108,21 @@ func (s *Service) getCourse(r *Request) (any, error) {
 	return currency(r.ctx, s.DB.Q(), code)
 }
 
+// currencyCode is an ISO 4217 code: three ASCII letters, kept in capitals.
+var currencyCode = regexp.MustCompile(`^[A-Za-z]{3}$`)
+
+// maxCourse bounds an exchange rate: the weakest currencies trade at some 10^5 per EUR.
+const maxCourse = 10_000_000 * money.One
+
 // updateCurrency edits or adds a currency (not in the reference, which has no way to
 // change exchange rates through the API; level 44: the master admin).
 func (s *Service) updateCurrency(r *Request) (any, error) {
+	if !currencyCode.MatchString(r.Str("currency")) {
+		return nil, apierr.New(apierr.InvalidArgument, "currency: want three letters A-Z (ISO 4217), not %q", r.Str("currency"))
+	}
 	code := strings.ToUpper(r.Str("currency"))
-	if len(code) != 3 {
-		return nil, apierr.New(apierr.InvalidArgument, "currency: want a three-letter code")
+	if r.Has("eur_course") && r.Money("eur_course") > maxCourse {
+		return nil, apierr.New(apierr.InvalidArgument, "eur_course: at most %s units per EUR", maxCourse.Format(0))
 	}
 	for _, name := range []string{"eur_course", "transfer_fee", "referral_reward"} {
 		if r.Has(name) && r.Money(name) < 0 || name == "eur_course" && r.Has(name) && r.Money(name) == 0 {

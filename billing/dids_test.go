@@ -34,7 +34,7 @@ func didBalance(t *testing.T, e *env, name string) string {
 func TestDIDPoolsAndOrder(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e.register(admin(), "corp", 22)
+		e.register(admin(), "corp", 22, "balance", "100") // a reseller pays the balances it gives
 		e.register(user("corp"), "cust", 11, "balance", "100")
 		for _, c := range []apiCase{
 			{name: "addDIDPool", method: "addDIDPool", params: admin("country", "Russia", "area", "Moscow", "cost", "50", "installcost", "10")},

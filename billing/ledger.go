@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -40,6 +41,27 @@ func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kin
 		VALUES (?, ?, (SELECT balance FROM accounts WHERE id = ?), ?, ?, ?, ?, ?)`,
 		account, amount, account, kind, ref, comment, by, time.Now().Unix())
 	return err
+}
+
+// pay moves amount (system currency, positive) from one account to another: a row on
+// each side with the same amount. The payer must be able to spend it (balance + overdraft
+// less its open calls' reservations), else E_INSUFFICIENT_MONEY; both accounts are locked.
+func pay(ctx context.Context, tx *db.Tx, from, to int64, amount money.Micro, kind, comment string, by int64) error {
+	acc, err := lockAccounts(ctx, tx, from, to)
+	if err != nil {
+		return err
+	}
+	avail, err := spendable(ctx, tx, acc[from])
+	if err != nil {
+		return err
+	}
+	if avail < amount {
+		return apierr.New(apierr.InsufficientMoney, "account %d cannot pay %s", from, amount)
+	}
+	if err := post(ctx, tx, from, -amount, kind, "account:"+strconv.FormatInt(to, 10), comment, by); err != nil {
+		return err
+	}
+	return post(ctx, tx, to, amount, kind, "account:"+strconv.FormatInt(from, 10), comment, by)
 }
 
 // reserved is the money held by the account's open calls. A reservation past its expiry

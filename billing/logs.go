@@ -22,6 +22,8 @@ type logRecord struct {
 	Cost        money.Micro `db:"cost"`
 	Status      string      `db:"status"`
 	Info        string      `db:"info"`
+	Granted     *int64      `db:"granted"`    // callPrepare's MaxCallTime; nil without one
+	OverGrant   int         `db:"over_grant"` // 1: it lasted more than 5 s longer than granted
 	Debug       string      `db:"debug"`
 	CreatedAt   int64       `db:"created_at"`
 }
@@ -45,7 +47,7 @@ func (s *Service) getLogs(r *Request) (any, error) {
 		return nil, apierr.New(apierr.InvalidArgument, "limit: want 1 to 100000")
 	}
 	query := `SELECT id, username, extension, callerid, destination, direction, route, time, cost, status, info, debug,
-		created_at FROM call_log WHERE user_id = ?`
+		granted, over_grant, created_at FROM call_log WHERE user_id = ?`
 	if r.Bool("only_completed") {
 		query += ` AND time > 0`
 	}
@@ -76,6 +78,10 @@ func (s *Service) getLogs(r *Request) (any, error) {
 				info = strings.TrimSpace(info + " " + owner)
 			}
 		}
+		var granted any = "" // empty when callPrepare granted nothing for this call
+		if c.Granted != nil {
+			granted = *c.Granted
+		}
 		debug := ""
 		if actor.AccessLevel >= keys.LevelAdmin {
 			debug = c.Debug
@@ -89,6 +95,8 @@ func (s *Service) getLogs(r *Request) (any, error) {
 			"direction":       c.Direction,
 			"route":           c.Route,
 			"time":            c.Time,
+			"granted":         granted,
+			"over_grant":      c.OverGrant == 1,
 			"cost":            c.Cost,
 			"displaycost":     x.display(c.Cost),
 			"displaycurrency": u.Currency,

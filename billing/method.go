@@ -29,9 +29,12 @@ type Handler func(r *Request) (any, error)
 type ArgType string
 
 const (
-	String  ArgType = "string"
-	Num     ArgType = "num" // a decimal number, '.' as decimal mark; money is parsed exactly
-	Int     ArgType = "int" // a num that must be whole
+	String ArgType = "string"
+	Num    ArgType = "num" // a decimal number, '.' as decimal mark; money is parsed exactly
+	Int    ArgType = "int" // a num that must be whole
+	// Money is an amount: a num from 0 to money.MaxAmount. A negative amount means
+	// nothing in any argument that carries one (a refund is its own operation).
+	Money   ArgType = "money"
 	Bool    ArgType = "bool"
 	UString ArgType = "ustring"
 )
@@ -69,7 +72,7 @@ func arg(spec string) Arg {
 		a.Type = ArgType(rest)
 	}
 	switch a.Type {
-	case String, Num, Int, Bool, UString:
+	case String, Num, Int, Money, Bool, UString:
 	default:
 		panic("billing: unknown argument type in " + spec)
 	}
@@ -87,6 +90,14 @@ func (a Arg) check(v string) (string, error) {
 	case Num:
 		if _, err := money.Parse(v); err != nil {
 			return "", apierr.New(apierr.InvalidArgument, "%s: %q is not a number", a.Name, v)
+		}
+	case Money:
+		m, err := money.Parse(v)
+		if err != nil {
+			return "", apierr.New(apierr.InvalidArgument, "%s: %q is not a number", a.Name, v)
+		}
+		if m < 0 || m > money.MaxAmount {
+			return "", apierr.New(apierr.InvalidArgument, "%s: want an amount from 0 to %s", a.Name, money.MaxAmount.Format(0))
 		}
 	case Int:
 		if _, err := parseInt(v); err != nil {

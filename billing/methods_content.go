@@ -34,9 +34,9 @@ func (s *Service) declareContentMethods() {
 		method("registerRequest", 0, s.registerRequest, "signature:string!"),
 		method("registerByCode", 0, s.registerByCode, "code:string!", "register:bool=false", "user:string",
 			"web_password:string", "language:string"),
-		method("activatePrepaidCode", 1, s.activatePrepaidCode, "code:string!", "amount:num=0"),
+		method("activatePrepaidCode", 1, s.activatePrepaidCode, "code:string!", "amount:money=0"),
 		method("getPrepaidCodes", 1, s.getPrepaidCodes, "active:bool=false", "all:bool=false", "count:bool=false"),
-		method("createPrepaidCode", 1, s.createPrepaidCode, "accesslevel:int=10", "balance:num=0", "target:string"),
+		method("createPrepaidCode", 1, s.createPrepaidCode, "accesslevel:int=10", "balance:money=0", "target:string"),
 		method("deletePrepaidCode", 1, s.deletePrepaidCode, "code:string!"),
 	)
 }

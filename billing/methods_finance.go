@@ -6,7 +6,7 @@ func (s *Service) declareFinanceMethods() {
 		// Finances and statistics
 		method("getPaymentMethods", 0, s.getPaymentMethods),
 		method("finishInvoice", 0, s.finishInvoice, "handler:string", "invoice:int"),
-		method("createInvoice", 1, s.createInvoice, "payment_method:string", "payment_type:string", "payment_amount:num!"),
+		method("createInvoice", 1, s.createInvoice, "payment_method:string", "payment_type:string", "payment_amount:money!"),
 		method("generateInvoice", 1, s.generateInvoice, "invoice:int!", "date:string", "deadline:string", "services:string!"),
 		method("monthlyInvoice", 1, s.monthlyInvoice, "month:int", "email:bool=true"),
 		method("getInvoices", 1, s.getInvoices, "own:bool=true", "bank:bool=false", "done:bool"),

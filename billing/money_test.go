@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -158,28 +160,121 @@ func checkLedger(t *testing.T, e *env) {
 }
 
 // TestLedgerInvariant runs a random sequence of money operations and then checks every
-// balance against the sum of its ledger; failed operations must change nothing.
+// balance against the sum of its ledger; failed operations must change nothing. Besides
+// transfers and balance changes it has a reseller giving, raising and lowering its users'
+// balances (and registering new ones), deletes of users and of their accounts, calls, and
+// finishes of calls that were never prepared. After every granted call the account's
+// reservations fit in its balance + overdraft: no call is granted money another holds.
 func TestLedgerInvariant(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
+		s := seedCalls(t, e)
 		rng := rand.New(rand.NewSource(7))
-		names := []string{"u1", "u2", "u3", "u4"}
-		e.register(admin(), "corp", 22)
-		for _, n := range names {
-			e.register(user("corp"), n, 11, "balance", fmt.Sprintf("%d.%02d", rng.Intn(20), rng.Intn(100)))
-		}
 		amount := func() string { return fmt.Sprintf("%d.%06d", rng.Intn(8), rng.Intn(1_000_000)) }
-		for i := 0; i < 150; i++ {
-			a, b := names[rng.Intn(len(names))], names[rng.Intn(len(names))]
-			switch rng.Intn(5) {
+		e.register(admin(), "corp", 22, "balance", "60") // a reseller pays the balances it gives
+		var names []string
+		exts := map[string]string{}
+		serial := 0
+		// newUser: corp registers a user with a SIP account and a balance it pays for.
+		newUser := func() {
+			serial++
+			name, ext := fmt.Sprintf("u%d", serial), fmt.Sprintf("%05d", 20000+serial)
+			balance := "0" // some accounts stay empty, and can be deleted with their user
+			if rng.Intn(4) > 0 {
+				balance = fmt.Sprintf("%d.%02d", rng.Intn(20), rng.Intn(100))
+			}
+			a := e.do(e.web, "registerUser", user("corp", "user", name, "web_password", md5hex(name+"pw"), "accesslevel", "11",
+				"balance", balance, "sip_server", "10.0.0.1", "sip_extension", ext))
+			if !a.Result {
+				if a.code() != apierr.InsufficientMoney {
+					t.Fatalf("registerUser: %s", a.Body)
+				}
+				return
+			}
+			e.ok(e.do(e.web, "updateUser", admin("user", name, "rates", fmt.Sprint(s.base.ID))))
+			names, exts[name] = append(names, name), ext
+		}
+		for len(names) < 4 {
+			newUser()
+		}
+		type call struct{ user, uid string }
+		var open []call
+		pick := func() string { return names[rng.Intn(len(names))] }
+		const dest = "79010000001"
+		for i := 0; i < 200; i++ {
+			if len(names) < 2 {
+				e.ok(e.do(e.web, "transferMoney", admin("destination", "corp", "amount", "20")))
+				newUser()
+				continue
+			}
+			a, b := pick(), pick()
+			switch rng.Intn(10) {
 			case 0, 1:
 				e.do(e.web, "transferMoney", user(a, "destination", b, "amount", amount()))
-			case 2:
+			case 2: // the reseller raises or lowers a balance, out of or into its own account
 				e.do(e.web, "updateAccount", user("corp", "username", a, "balance", amount()))
 			case 3:
 				e.do(e.web, "updateAccount", user("corp", "username", a, "overdraft", amount()))
-			case 4:
+			case 4: // the administrator issues money, to a user or to the reseller
 				e.do(e.web, "transferMoney", admin("destination", b, "amount", amount()))
+				e.do(e.web, "transferMoney", admin("destination", "corp", "amount", amount()))
+			case 5:
+				newUser()
+			case 6: // delete a user, then try its account: kept while it has money or history
+				acc := field(e.ok(e.do(e.web, "getInfo", user(a))), "account")
+				e.ok(e.do(e.web, "deleteUser", user("corp", "user", a)))
+				if d := e.do(e.web, "deleteAccount", user("corp", "account", acc)); !d.Result && d.code() != apierr.DataAbort {
+					t.Fatalf("deleteAccount: %s", d.Body)
+				}
+				names = slices.DeleteFunc(names, func(n string) bool { return n == a })
+				open = slices.DeleteFunc(open, func(c call) bool { return c.user == a })
+			case 7:
+				uid := fmt.Sprintf("call%d", i)
+				if ans := e.ast("callPrepare", exts[a], "destination", dest, "uniqueid", uid); strings.HasPrefix(ans, "Allowed ") {
+					open = append(open, call{a, uid})
+					bal, _, held := balanceOf(t, e.s.DB, a)
+					var overdraft money.Micro
+					if err := e.s.DB.Q().Get(context.Background(), &overdraft, `SELECT a.overdraft FROM accounts a
+						JOIN users u ON u.account_id = a.id WHERE u.username = ?`, a); err != nil {
+						t.Fatal(err)
+					}
+					if held > bal+overdraft {
+						t.Fatalf("op %d: %s holds %s, more than balance %s + overdraft %s", i, a, held, bal, overdraft)
+					}
+				}
+			case 8: // finish an open call within its grant
+				if len(open) == 0 {
+					continue
+				}
+				k := rng.Intn(len(open))
+				c := open[k]
+				open = slices.Delete(open, k, k+1)
+				var own money.Micro
+				if err := e.s.DB.Q().Get(context.Background(), &own, `SELECT amount FROM reservations WHERE uniqueid = ?`, c.uid); err != nil {
+					t.Fatal(err)
+				}
+				_, _, before := balanceOf(t, e.s.DB, c.user)
+				e.ast("callFinish", exts[c.user], "destination", dest, "length", itoa(rng.Intn(120)), "uniqueid", c.uid)
+				if _, _, after := balanceOf(t, e.s.DB, c.user); after != before-own {
+					t.Fatalf("op %d: finishing %s released %s, want its own %s", i, c.uid, before-after, own)
+				}
+			case 9: // finish a call never prepared: it is charged and releases nothing
+				_, _, before := balanceOf(t, e.s.DB, a)
+				e.ast("callFinish", exts[a], "destination", dest, "length", itoa(1+rng.Intn(120)),
+					"uniqueid", fmt.Sprintf("unprepared%d", i))
+				if _, _, after := balanceOf(t, e.s.DB, a); after != before {
+					t.Fatalf("op %d: an unprepared callFinish of %s released %s of other calls' reservations", i, a, before-after)
+				}
 			}
+		}
+		for _, c := range open {
+			e.ast("callFinish", exts[c.user], "destination", dest, "length", "1", "uniqueid", c.uid)
+		}
+		var held int
+		if err := e.s.DB.Q().Get(context.Background(), &held, `SELECT count(*) FROM reservations`); err != nil {
+			t.Fatal(err)
+		}
+		if held != 0 {
+			t.Errorf("%d reservations left after every call finished", held)
 		}
 		checkLedger(t, e)
 	})

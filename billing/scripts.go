@@ -127,7 +127,7 @@ func (s *Service) scriptMethod(rt *lua.Runtime, name string, argDefs []Arg) Hand
 // scriptValue is a bound argument as the script sees it: num a number, bool a boolean.
 func scriptValue(t ArgType, v string) any {
 	switch t {
-	case Num, Int:
+	case Num, Int, Money:
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			return n
 		}

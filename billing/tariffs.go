@@ -176,12 +176,13 @@ func (s *Service) rateView(r *Request, t *Rate) (map[string]any, error) {
 	}, nil
 }
 
-// viewerExchange converts into the named currency, else the caller's, else the system's.
+// viewerExchange converts into the named currency, else that of the user the answer is
+// about (the `username` target, else the caller), else the system's.
 func (s *Service) viewerExchange(r *Request, code string) (exchange, error) {
 	if code == "" {
 		code = s.Config.Currency
-		if r.Caller.Actor != nil {
-			if u, err := r.Actor(); err == nil {
+		if r.Caller.User != nil {
+			if u, err := r.User(); err == nil {
 				code = u.Currency
 			}
 		}

@@ -29,13 +29,14 @@ var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_.@+-]{1,32}$`)
 
 // userView is the User object as getInfo, getValue and getUsers show it: the user's own
 // fields, the account's, the first SIP account's, and the virtual parameters in the
-// viewer's currency. It also returns all the user's SIP accounts.
+// user's own currency (the answer is that user's view). It also returns all the user's
+// SIP accounts.
 func (s *Service) userView(ctx context.Context, r *Request, u *User) (map[string]any, []Extension, error) {
 	viewer, err := r.Actor()
 	if err != nil {
 		return nil, nil, err
 	}
-	x, err := s.exchange(ctx, viewer.Currency)
+	x, err := s.exchange(ctx, u.Currency)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -420,8 +421,14 @@ func (s *Service) registerUser(r *Request) (any, error) {
 		} else if err != nil {
 			return err
 		}
-		if initial > 0 {
+		switch {
+		case initial == 0:
+		case registrar.AccessLevel >= keys.LevelAdmin: // administrators issue money
 			if err := post(r.ctx, tx, account, initial, KindInitial, "user:"+name, "initial balance", registrar.ID); err != nil {
+				return err
+			}
+		default: // a reseller gives it out of its own account
+			if err := pay(r.ctx, tx, registrar.Number, account, initial, KindInitial, "initial balance of "+name, registrar.ID); err != nil {
 				return err
 			}
 		}
