@@ -221,18 +221,6 @@ func (c *Config) settingError(name, format string, a ...any) error {
 	return errors.New(msg)
 }
 
-// currencyCode reports whether v has the form of a currency code: three capital letters.
-func currencyCode(v string) bool {
-	if len(v) != 3 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 'A' || v[i] > 'Z' {
-			return false
-		}
-	}
-	return true
-}
 
 // SeededCurrencies are the currencies the first migration creates
 // (sql/*/001_init.sql): all a database knows before anyone calls updateCurrency.

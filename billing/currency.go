@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"regexp"
 	"strings"
 
 	"github.com/narayana/narayanad/billing/apierr"
@@ -108,8 +107,18 @@ func (s *Service) getCourse(r *Request) (any, error) {
 	return currency(r.ctx, s.DB.Q(), code)
 }
 
-// currencyCode is an ISO 4217 code: three ASCII letters, kept in capitals.
-var currencyCode = regexp.MustCompile(`^[A-Za-z]{3}$`)
+// currencyCode reports whether v has the form of a currency code: three capital letters (ISO 4217).
+func currencyCode(v string) bool {
+	if len(v) != 3 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 'A' || v[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
 
 // maxCourse bounds an exchange rate: the weakest currencies trade at some 10^5 per EUR.
 const maxCourse = 10_000_000 * money.One
@@ -117,10 +126,11 @@ const maxCourse = 10_000_000 * money.One
 // updateCurrency edits or adds a currency (not in the reference, which has no way to
 // change exchange rates through the API; level 44: the master admin).
 func (s *Service) updateCurrency(r *Request) (any, error) {
-	if !currencyCode.MatchString(r.Str("currency")) {
+	raw := r.Str("currency")
+	code := strings.ToUpper(raw)
+	if len(code) != len(raw) || !currencyCode(code) { // the length guards ToUpper("ßa") == "SSA"
 		return nil, apierr.New(apierr.InvalidArgument, "currency: want three letters A-Z (ISO 4217), not %q", r.Str("currency"))
 	}
-	code := strings.ToUpper(r.Str("currency"))
 	if r.Has("eur_course") && r.Money("eur_course") > maxCourse {
 		return nil, apierr.New(apierr.InvalidArgument, "eur_course: at most %s units per EUR", maxCourse.Format(0))
 	}

@@ -50,7 +50,8 @@ How to call them, what they answer and what the levels mean: [API.md](API.md).
   holding a client key; 1: a logged-in user; 11 user, 22 corporate manager, 33-43
   administrator, 44 master admin; 50, 90 and 95 exist only as server keys).
 - **arguments**: ` + "`name`" + ` type, then **obligatory**, or ` + "`= default`" + `. A ` + "`ustring`" + ` takes one
-  of the values in braces. Every method also takes ` + "`login`" + `, ` + "`password`" + ` and ` + "`username`" + `
+  of the values in braces; ` + "`num`" + ` is a decimal number (` + "`.`" + ` as decimal mark), ` + "`int`" + ` a whole one,
+  ` + "`money`" + ` an amount from 0 to 100,000,000 exact to the micro-unit. Every method also takes ` + "`login`" + `, ` + "`password`" + ` and ` + "`username`" + `
   (API.md, "Who is asking").
 
 | method | level | arguments |

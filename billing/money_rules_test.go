@@ -267,7 +267,7 @@ func TestResellerPaysBalances(t *testing.T) {
 // Currency codes are three ASCII letters; amounts are bounded and not negative.
 func TestMoneyArgumentBounds(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
-		for _, code := range []string{"⯔", "US", "USDD", "U$D", "ÄBC", "uſd"} {
+		for _, code := range []string{"⯔", "US", "USDD", "U$D", "ÄBC", "uſd", "ßa"} {
 			e.fails(e.do(e.web, "updateCurrency", admin("currency", code, "eur_course", "2")), apierr.InvalidArgument, 400)
 		}
 		e.ok(e.do(e.web, "updateCurrency", admin("currency", "chf", "eur_course", "0.95")))
