@@ -221,7 +221,6 @@ func (c *Config) settingError(name, format string, a ...any) error {
 	return errors.New(msg)
 }
 
-
 // SeededCurrencies are the currencies the first migration creates
 // (sql/*/001_init.sql): all a database knows before anyone calls updateCurrency.
 var SeededCurrencies = []string{"EUR", "RUB", "USD"}
