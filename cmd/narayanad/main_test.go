@@ -186,3 +186,64 @@ func TestConfigFromEnvironment(t *testing.T) {
 		t.Fatalf("bad environment value: %v", err)
 	}
 }
+
+// TestSecondSignalAborts: the first SIGTERM waits for a request in flight; a second one
+// ends the daemon at once, with a non-zero status.
+func TestSecondSignalAborts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "narayanad")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dsn := "sqlite:" + filepath.Join(dir, "n.db")
+	if out, err := exec.Command(bin, "init", "--db", dsn, "--admin-user", "root", "--admin-password", "pw", "--api-key", "0123456789abc").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	addr := "127.0.0.1:" + freePort(t)
+	cmd := exec.Command(bin, "serve", "--db", dsn, "--listen", addr)
+	var logs bytes.Buffer
+	cmd.Stderr, cmd.Stdout = &logs, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	exited := make(chan error, 1)
+	var conn net.Conn
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			// A request in flight: its headers never end (the server waits up to its
+			// 10 s ReadHeaderTimeout for them).
+			if conn, err = net.Dial("tcp", addr); err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n"))
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if conn == nil {
+		t.Fatalf("never healthy:\n%s", logs.String())
+	}
+	time.Sleep(200 * time.Millisecond) // the server reads the first bytes: the connection is active
+	go func() { exited <- cmd.Wait() }()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		t.Fatalf("the first signal did not wait for the request in flight: %v\n%s", err, logs.String())
+	case <-time.After(time.Second):
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err == nil || !strings.Contains(logs.String(), "second signal") {
+			t.Fatalf("after a second signal: %v\n%s", err, logs.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("a second signal did not end the daemon:\n%s", logs.String())
+	}
+}

@@ -10,6 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/narayana/narayanad/billing"
@@ -105,14 +108,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	case <-ctx.Done():
 	}
-	// First signal: finish requests in flight. A second one ends the process (the
-	// NotifyContext's stop restores the default handler).
-	log.Info("shutting down")
+	// First signal: finish the requests in flight, for at most 30 s. A second signal
+	// aborts them (litestream's rule): an operator who asks twice means it.
+	log.Info("shutting down: finishing the requests in flight (a second signal aborts)")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	go func() {
+		select {
+		case <-again:
+			log.Warn("second signal: aborting the requests in flight")
+			cancel()
+		case <-shutdownCtx.Done():
+		}
+	}()
 	for _, srv := range servers {
 		if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
+			for _, srv := range servers {
+				srv.Close()
+			}
+			return fmt.Errorf("shutdown aborted: %w", err)
 		}
 	}
 	return nil
