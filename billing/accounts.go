@@ -250,7 +250,7 @@ func (s *Service) updateAccount(r *Request) (any, error) {
 		var v any = r.Str(f)
 		switch f {
 		case "overdraft", "refill_allowed", "postpaid":
-			if !acc.manager || actor.AccessLevel < levelCorporate {
+			if !acc.manager || actor.AccessLevel < keys.LevelManager {
 				return nil, apierr.New(apierr.InsufficientAccess, "%s can be changed only by the account's manager", f)
 			}
 		}
@@ -278,7 +278,7 @@ func (s *Service) updateAccount(r *Request) (any, error) {
 	if setBalance {
 		// The reference: administrators do not change balances (they use transferMoney);
 		// a corporate user sets the balance of accounts they manage, never their own.
-		if actor.AccessLevel >= keys.LevelAdmin || !acc.manager || actor.AccessLevel < levelCorporate {
+		if actor.AccessLevel >= keys.LevelAdmin || !acc.manager || actor.AccessLevel < keys.LevelManager {
 			return nil, apierr.New(apierr.InsufficientAccess, "balance can be set only by the account's corporate manager; use transferMoney")
 		}
 	}

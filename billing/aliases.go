@@ -80,18 +80,6 @@ func int64Args(ids []int64) []any {
 	return out
 }
 
-// usersOf is a subquery of the ids of u and, with all, of every user u manages by the
-// ownership rule (managedIDs in SQL, so an administrator's thousands of users never
-// become thousands of placeholders).
-func usersOf(u *User, all bool) (string, []any) {
-	if !all {
-		return `SELECT CAST(? AS BIGINT)`, []any{u.ID}
-	}
-	return `WITH RECURSIVE sub(id) AS (SELECT CAST(? AS BIGINT) UNION SELECT x.id FROM users x JOIN sub ON x.manager_id = sub.id)
-		SELECT id FROM sub UNION SELECT id FROM users WHERE ? >= 44 OR (? >= 33 AND accesslevel < ?)`,
-		[]any{u.ID, u.AccessLevel, u.AccessLevel, u.AccessLevel}
-}
-
 func (s *Service) getAliases(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/narayana/narayanad/billing/money"
 	"github.com/narayana/narayanad/billing/rating"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/keys"
 )
 
 // Call processing (DECISIONS §5): callPrepare grants a call and reserves its cost,
@@ -678,7 +679,7 @@ func (s *Service) authorizeCall(r *Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.Caller.Key.AccessLevel < 90 {
+		if r.Caller.Key.AccessLevel < keys.LevelExclusive {
 			ok, err := r.Manages(u)
 			if err != nil {
 				return nil, err

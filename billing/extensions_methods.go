@@ -10,6 +10,7 @@ import (
 
 	"github.com/narayana/narayanad/billing/apierr"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/keys"
 )
 
 // SIP accounts. Numbers are 5 digits (a main account, XXXXX) or 7 (an additional account
@@ -188,7 +189,7 @@ func (s *Service) mayCreateNumber(r *Request, owner *User, number string) error 
 	if !extensionPattern.MatchString(number) {
 		return apierr.New(apierr.WrongExtension, "sip_extension: 5 or 7 digits")
 	}
-	if r.Caller.Level >= levelCorporate {
+	if r.Caller.Level >= keys.LevelManager {
 		return nil
 	}
 	if len(number) == 7 {
@@ -212,7 +213,7 @@ func (s *Service) createExtensionMethod(r *Request) (any, error) {
 	q := s.DB.Q()
 	number := r.Str("sip_extension")
 	if number == "" {
-		if number, err = s.nextExtension(r, owner, r.Caller.Level < levelCorporate); err != nil {
+		if number, err = s.nextExtension(r, owner, r.Caller.Level < keys.LevelManager); err != nil {
 			return nil, err
 		}
 	}
@@ -414,7 +415,7 @@ func (s *Service) deleteExtension(r *Request) (any, error) {
 		return nil, apierr.New(apierr.CantDeleteExtension, "%s has %d additional SIP accounts", e.Extension, n)
 	}
 	actor := r.Caller.Actor
-	if actor.ID == e.UserID && r.Caller.Level < levelCorporate {
+	if actor.ID == e.UserID && r.Caller.Level < keys.LevelManager {
 		exts, err := extensionsOf(r.ctx, q, e.UserID)
 		if err != nil {
 			return nil, err

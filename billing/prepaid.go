@@ -195,7 +195,7 @@ func (s *Service) createPrepaidCode(r *Request) (any, error) {
 		return nil, err
 	}
 	amount := x.toSystem(r.Money("balance"))
-	invite := creator.AccessLevel < levelCorporate
+	invite := creator.AccessLevel < keys.LevelManager
 	if invite && target != "" {
 		if _, err := userByName(r.ctx, s.DB.Q(), target); err == nil {
 			invite = false // a gift to an existing user, not an invitation

@@ -24,7 +24,7 @@ import (
 
 // simManagerLevel is the effective level from which a caller may give a card to another
 // user (updateSIM owner): corporate users and up, like the other administrative fields.
-const simManagerLevel = 22
+const simManagerLevel = keys.LevelManager
 
 var (
 	iccidPattern = regexp.MustCompile(`^[0-9]{1,22}$`)

@@ -377,7 +377,7 @@ func (s *Service) updateTicket(r *Request) (any, error) {
 		}
 		_, err = q.Exec(r.ctx, `UPDATE tickets SET status = 1 WHERE id = ?`, last)
 	case "assign":
-		if r.Caller.Level < levelCorporate {
+		if r.Caller.Level < keys.LevelManager {
 			return nil, apierr.New(apierr.InsufficientAccess, "tickets are assigned by managers")
 		}
 		names := splitNames(r.Str("assign_to"))

@@ -23,8 +23,6 @@ var accessLevels = map[int64]bool{10: true, 11: true, 22: true, 25: true, 33: tr
 // Statuses (`active`) of the reference's User object.
 var activeStates = map[int64]bool{-1: true, 0: true, 1: true, 2: true, 3: true, 99: true}
 
-const levelCorporate = 22
-
 var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_.@+-]{1,32}$`)
 
 // userView is the User object as getInfo, getValue and getUsers show it: the user's own
@@ -207,7 +205,7 @@ func (s *Service) updateUser(r *Request) (any, error) {
 		if !r.Has(c.arg) {
 			continue
 		}
-		if c.admin && (actor.AccessLevel < levelCorporate || self && actor.AccessLevel < keys.LevelAdmin) {
+		if c.admin && (actor.AccessLevel < keys.LevelManager || self && actor.AccessLevel < keys.LevelAdmin) {
 			return nil, apierr.New(apierr.InsufficientAccess, "%s can be changed only by the user's manager", c.arg)
 		}
 		if c.arg == "comment" && actor.AccessLevel < keys.LevelAdmin {
@@ -300,6 +298,18 @@ func (s *Service) hashPassword(md5hex string) (string, error) {
 	return s.Passwords.Hash(md5hex)
 }
 
+// usersOf is a subquery of the ids of u and, with all, of every user u manages by the
+// ownership rule (keys.Manages, in SQL, so an administrator's thousands of users never
+// become thousands of placeholders).
+func usersOf(u *User, all bool) (string, []any) {
+	if !all {
+		return `SELECT CAST(? AS BIGINT)`, []any{u.ID}
+	}
+	return `WITH RECURSIVE sub(id) AS (SELECT CAST(? AS BIGINT) UNION SELECT x.id FROM users x JOIN sub ON x.manager_id = sub.id)
+		SELECT id FROM sub UNION SELECT id FROM users WHERE CAST(? AS INTEGER) >= ? OR (CAST(? AS INTEGER) >= ? AND accesslevel < ?)`,
+		[]any{u.ID, u.AccessLevel, keys.LevelMaster, u.AccessLevel, keys.LevelAdmin, u.AccessLevel}
+}
+
 // managedIDs lists the users the actor manages, without the actor: with all, everyone
 // the ownership rule gives them; without, only the users they manage directly.
 func (s *Service) managedIDs(ctx context.Context, actor *User, all bool) ([]int64, error) {
@@ -309,12 +319,8 @@ func (s *Service) managedIDs(ctx context.Context, actor *User, all bool) ([]int6
 		err := q.Select(ctx, &ids, `SELECT id FROM users WHERE manager_id = ? ORDER BY id`, actor.ID)
 		return ids, err
 	}
-	err := q.Select(ctx, &ids, `WITH RECURSIVE sub(id) AS (
-			SELECT id FROM users WHERE manager_id = ?
-			UNION SELECT u.id FROM users u JOIN sub ON u.manager_id = sub.id)
-		SELECT id FROM sub
-		UNION SELECT id FROM users WHERE ? >= 44 OR (? >= 33 AND accesslevel < ?)`,
-		actor.ID, actor.AccessLevel, actor.AccessLevel, actor.AccessLevel)
+	who, args := usersOf(actor, true)
+	err := q.Select(ctx, &ids, who, args...)
 	out := ids[:0]
 	for _, id := range ids {
 		if id != actor.ID {
