@@ -81,11 +81,11 @@ func TestCallCompanions(t *testing.T) {
 				t.Fatalf("authorizeCall %q %q: %q", c.cid, c.auth, a)
 			}
 		}
-		execSQL(t, e.s.DB, `UPDATE users SET active = -1 WHERE username = 'alice'`)
+		e.updateUser("alice", "active", "-1")
 		if _, a := raw(e.h, astKey, "authorizeCall", kv("auth", "100016666")); a != "Declined E_USER_LOCKED" {
 			t.Fatalf("locked: %q", a)
 		}
-		execSQL(t, e.s.DB, `UPDATE users SET active = 1 WHERE username = 'alice'`)
+		e.updateUser("alice", "active", "1")
 
 		// authorizeRealm(50).
 		good := md5hex(astKey + "10.0.0.1" + "pbx1")

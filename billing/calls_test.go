@@ -116,7 +116,7 @@ func seedCalls(t testing.TB, e *env) rtSeed {
 func callUser(t testing.TB, e *env, s rtSeed, name, ext string, balance string, kv ...string) {
 	t.Helper()
 	e.register(admin(), name, 11, append([]string{"sip_server", "10.0.0.1", "sip_extension", ext, "balance", balance}, kv...)...)
-	execSQL(t, e.s.DB, `UPDATE users SET rates_id = ? WHERE username = ?`, s.base.ID, name)
+	e.updateUser(name, "rates", strconv.FormatInt(s.base.ID, 10))
 }
 
 // raw sends a request through the router without touching t (safe from goroutines).
@@ -272,13 +272,13 @@ func TestCallPrepareAndFinish(t *testing.T) {
 		if a := e.ast("callPrepare", "10002", "destination", "441234567"); a != "Allowed 300 441234567 10002 UnitedKingdom out1/ route1 3 3" {
 			t.Fatalf("option: %q", a)
 		}
-		execSQL(t, e.s.DB, `UPDATE users SET allowed_call_len = 100 WHERE username = 'bob'`)
+		e.updateUser("bob", "allowed_call_len", "100")
 		if a := e.ast("callPrepare", "10002", "destination", "441234567"); !strings.HasPrefix(a, "Allowed 100 ") {
 			t.Fatalf("allowed_call_len: %q", a)
 		}
 		// The extension's tariff wins over the user's: perminute, byminute, ×1.5.
 		execSQL(t, e.s.DB, `UPDATE extensions SET rates_id = ? WHERE extension = '10002'`, s.perMinute.ID)
-		execSQL(t, e.s.DB, `UPDATE users SET allowed_call_len = 0 WHERE username = 'bob'`)
+		e.updateUser("bob", "allowed_call_len", "0")
 		// bob: 1 EUR − held (the option calls: 300 s × 0.01/min = 0.05, 100 s → 0.016667) ...
 		_, _, held = balanceOf(t, e.s.DB, "bob")
 		avail := money.One - held
@@ -304,12 +304,12 @@ func TestCallPrepareAndFinish(t *testing.T) {
 
 		// Locks: -1, 0, 3 decline everything; 2 only external destinations.
 		for _, active := range []int{-1, 0, 3} {
-			execSQL(t, e.s.DB, `UPDATE users SET active = ? WHERE username = 'alice'`, active)
+			e.updateUser("alice", "active", strconv.Itoa(active))
 			if a := e.ast("callPrepare", "10001", "destination", "10002"); a != "Declined E_USER_LOCKED" {
 				t.Fatalf("active %d: %q", active, a)
 			}
 		}
-		execSQL(t, e.s.DB, `UPDATE users SET active = 2 WHERE username = 'alice'`)
+		e.updateUser("alice", "active", "2")
 		if a := e.ast("callPrepare", "10001", "destination", "79010000001"); a != "Declined E_USER_LOCKED" {
 			t.Fatalf("active 2 external: %q", a)
 		}
@@ -317,11 +317,11 @@ func TestCallPrepareAndFinish(t *testing.T) {
 			t.Fatalf("active 2 internal: %q", a)
 		}
 		// A locked user's call in progress is still billed.
-		execSQL(t, e.s.DB, `UPDATE users SET active = -1 WHERE username = 'alice'`)
+		e.updateUser("alice", "active", "-1")
 		if a := e.ast("callFinish", "10001", "destination", "79010000001", "length", "1", "status", "ANSWER"); !strings.HasPrefix(a, "Saved ") {
 			t.Fatalf("locked finish: %q", a)
 		}
-		execSQL(t, e.s.DB, `UPDATE users SET active = 1 WHERE username = 'alice'`)
+		e.updateUser("alice", "active", "1")
 
 		// Bad input: documented codes, nothing changes.
 		before, _, _ := balanceOf(t, e.s.DB, "alice")
@@ -421,7 +421,7 @@ func checkConcurrent(t *testing.T, e *env, hs []http.Handler, s rtSeed) {
 	callUser(t, e, s, "dave", "10004", "5")
 	execSQL(t, e.s.DB, `UPDATE accounts SET overdraft = 2000000 WHERE id = (SELECT account_id FROM users WHERE username = 'dave')`)
 	// 120 s at 0.20/min + 0.05 = 0.45 a call: 15 whole calls, then one shorter.
-	execSQL(t, e.s.DB, `UPDATE users SET allowed_call_len = 120 WHERE username = 'dave'`)
+	e.updateUser("dave", "allowed_call_len", "120")
 	calls := concurrentPrepare(t, hs, "10004", "79010000001", 50)
 	_, _, held := balanceOf(t, e.s.DB, "dave")
 	var sum money.Micro

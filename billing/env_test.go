@@ -134,6 +134,12 @@ func as(user, pw string, kv ...string) url.Values {
 
 func admin(kv ...string) url.Values { return as(adminName, "adminpw", kv...) }
 
+// updateUser changes a user's fields as the master admin would, through updateUser.
+func (e *env) updateUser(name string, kv ...string) {
+	e.t.Helper()
+	e.ok(e.do(e.web, "updateUser", admin(append([]string{"username", name}, kv...)...)))
+}
+
 // ok fails the test unless the call succeeded.
 func (e *env) ok(a answer) answer {
 	e.t.Helper()

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -73,7 +74,7 @@ func smsSeed(t *testing.T, e *env) int64 {
 func smsUser(t *testing.T, e *env, tariff int64, name, balance string) {
 	t.Helper()
 	e.register(admin(), name, 11, "balance", balance)
-	execSQL(t, e.s.DB, `UPDATE users SET rates_id = ? WHERE username = ?`, tariff, name)
+	e.updateUser(name, "rates", strconv.FormatInt(tariff, 10))
 }
 
 func balance(t *testing.T, e *env, name string) money.Micro {
