@@ -15,12 +15,16 @@ import (
 	"github.com/narayana/narayanad/db/dbtest"
 )
 
-// TestREADMEFirstCall runs the README's "From an empty database to a billed call" block as
-// an operator would paste it into a shell: the real binary, the real HTTP port, curl. It
-// changes only the database (NARAYANA_DB) and the port, and skips `make build` (the test
-// builds bin/narayanad itself). A line `# → text` asserts that the command before it
-// printed text.
-func TestREADMEFirstCall(t *testing.T) {
+// TestREADME runs the README's shell blocks marked `<!-- readme-test: NAME -->` as an
+// operator would paste them into a shell: the real binary, the real HTTP port, curl.
+//   - first-call, "From an empty database to a billed call", on SQLite and PostgreSQL: the
+//     test changes only the database (NARAYANA_DB) and the port, and skips `make build`
+//     (it builds bin/narayanad itself);
+//   - demo, the queries after `make run`: the test does what `make run` does first
+//     (`narayanad demo`, then `serve`).
+//
+// A line `# → text` asserts that the command before it printed text.
+func TestREADME(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs the README")
 	}
@@ -31,50 +35,63 @@ func TestREADMEFirstCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := readmeBlock(t, string(readme))
 	bin := filepath.Join(t.TempDir(), "narayanad")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	firstCall := readmeBlock(t, string(readme), "first-call")
 	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
-		t.Run(string(dialect), func(t *testing.T) {
-			dir := t.TempDir()
-			os.Mkdir(filepath.Join(dir, "bin"), 0o755)
-			if err := os.Symlink(bin, filepath.Join(dir, "bin", "narayanad")); err != nil {
-				t.Fatal(err)
-			}
-			dsn := dbtest.DSN(t, dialect)
-			script := readmeScript(t, block, dsn, freePort(t))
-			cmd := exec.Command("bash", "-c", script)
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "NARAYANA_DB=") // the README sets it
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			done := make(chan error, 1)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("the README's commands failed: %v\n%s", err, out.String())
-				}
-			case <-time.After(2 * time.Minute):
-				cmd.Process.Kill()
-				t.Fatalf("the README's commands did not finish:\n%s", out.String())
-			}
+		t.Run("first-call/"+string(dialect), func(t *testing.T) {
+			runREADME(t, bin, readmeScript(t, firstCall, dbtest.DSN(t, dialect), freePort(t)))
 		})
+	}
+	t.Run("demo", func(t *testing.T) {
+		port := freePort(t)
+		makeRun := []string{ // what `make run` does
+			"bin/narayanad demo --db sqlite:demo.db --listen 127.0.0.1:8080",
+			"bin/narayanad serve --db sqlite:demo.db --listen 127.0.0.1:8080 &",
+			"until curl -sf http://127.0.0.1:8080/healthz >/dev/null; do sleep 0.2; done",
+		}
+		runREADME(t, bin, readmeScript(t, append(makeRun, readmeBlock(t, string(readme), "demo")...), "", port))
+	})
+}
+
+// runREADME runs a script from readmeScript in a fresh folder holding bin/narayanad.
+func runREADME(t *testing.T, bin, script string) {
+	t.Helper()
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "bin"), 0o755)
+	if err := os.Symlink(bin, filepath.Join(dir, "bin", "narayanad")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NARAYANA_DB=") // the README sets it where it needs it
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the README's commands failed: %v\n%s", err, out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the README's commands did not finish:\n%s", out.String())
 	}
 }
 
-// readmeBlock returns the shell lines between the readme-test markers, without fences.
-func readmeBlock(t *testing.T, readme string) []string {
+// readmeBlock returns the shell lines of the block marked name, without fences.
+func readmeBlock(t *testing.T, readme, name string) []string {
 	t.Helper()
-	_, rest, ok := strings.Cut(readme, "<!-- readme-test: begin -->")
+	_, rest, ok := strings.Cut(readme, "<!-- readme-test: "+name+" -->")
 	block, _, ok2 := strings.Cut(rest, "<!-- readme-test: end -->")
 	if !ok || !ok2 {
-		t.Fatal("README.md has no readme-test block")
+		t.Fatalf("README.md has no readme-test block %q", name)
 	}
 	var lines []string
 	for _, l := range strings.Split(strings.TrimSpace(block), "\n") {
@@ -117,7 +134,7 @@ func readmeScript(t *testing.T, lines []string, dsn, port string) string {
 		switch {
 		case strings.TrimSpace(l) == "make build", strings.HasPrefix(l, "#"), strings.TrimSpace(l) == "":
 			continue
-		case strings.HasPrefix(l, "export NARAYANA_DB="):
+		case strings.HasPrefix(l, "export NARAYANA_DB=") && dsn != "":
 			l = "export NARAYANA_DB=" + shellQuote(dsn)
 		}
 		l = strings.ReplaceAll(l, "127.0.0.1:8080", "127.0.0.1:"+port)
