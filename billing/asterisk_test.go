@@ -26,9 +26,8 @@ func amiEnv(t *testing.T, e *env) {
 // amiServer registers a SIP server whose manager interface is at amiAddr.
 func (e *env) amiServer(name, address, amiAddr, secret string) {
 	e.t.Helper()
-	if _, err := e.s.DB.Q().Exec(context.Background(),
-		`INSERT INTO sip_servers (name, address, ami_address, ami_user, ami_secret) VALUES (?, ?, ?, ?, ?)`,
-		name, address, amiAddr, amisim.DefaultUsername, secret); err != nil {
+	if _, err := AddSIPServer(context.Background(), e.s.DB.Q(), SIPServerSpec{Name: name, Address: address,
+		AMIAddress: amiAddr, AMIUser: amisim.DefaultUsername, AMISecret: secret}); err != nil {
 		e.t.Fatal(err)
 	}
 }

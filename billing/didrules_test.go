@@ -78,9 +78,7 @@ func TestDIDRulePatterns(t *testing.T) {
 func TestDIDRules(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		if _, err := e.s.DB.Q().Exec(ctx, `INSERT INTO sip_servers (name, address) VALUES ('pbx1', '192.0.2.10')`); err != nil {
-			t.Fatal(err)
-		}
+		e.addServer("pbx1", "192.0.2.10")
 		e.register(admin(), "corp", 22)
 		e.register(user("corp"), "cust", 11, "sip_server", "192.0.2.10", "sip_extension", "50001")
 		e.register(admin(), "other", 11)

@@ -15,9 +15,7 @@ import (
 
 func TestUsersAndAccounts(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
-		if _, err := e.s.DB.Q().Exec(context.Background(), `INSERT INTO sip_servers (name, address) VALUES ('pbx1', '192.0.2.10')`); err != nil {
-			t.Fatal(err)
-		}
+		e.addServer("pbx1", "192.0.2.10")
 		e.register(admin(), "corp", 22, "balance", "12.50", "sip_server", "192.0.2.10", "sip_extension", "40000", "currency", "USD")
 		info := e.ok(e.do(e.web, "getInfo", user("corp")))
 		for name, want := range map[string]string{

@@ -55,7 +55,7 @@ func (s *Service) rating(ctx context.Context) (*rating.Snapshot, error) {
 
 // ratingChanged reloads the rating snapshot now. Handlers that changed directions,
 // tariffs, entries, routes or bill types call it after their transaction committed (having
-// called bumpRatingVersion inside it). Errors are logged: the periodic check retries.
+// called BumpRatingVersion inside it). Errors are logged: the periodic check retries.
 func (s *Service) ratingChanged(ctx context.Context) {
 	if err := s.reloadRating(ctx, true); err != nil {
 		s.Log.Error("rating: reload failed", "err", err)

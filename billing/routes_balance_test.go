@@ -18,7 +18,7 @@ narayana.handler("route_balance", "carrier", function(q)
 end)
 narayana.handler("route_balance", "broken", function(q) error("site down") end)
 `})
-		execSQL(t, e.s.DB, `INSERT INTO sip_servers (name, address) VALUES ('pbx1', '10.0.0.1')`)
+		e.addServer("pbx1", "10.0.0.1")
 		e.ok(e.do(e.web, "addRoute", admin("route", "good", "type", "sip", "sip_server", "10.0.0.1", "prefix", "out1/",
 			"balance_handler", "carrier", "balance_username", "acme")))
 		e.ok(e.do(e.web, "addRoute", admin("route", "bad", "type", "sip", "sip_server", "10.0.0.1", "prefix", "out2/",

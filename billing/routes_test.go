@@ -11,7 +11,7 @@ import (
 // addServer registers a SIP server as `narayanad sip-server add` does.
 func (e *env) addServer(name, address string) {
 	e.t.Helper()
-	if _, err := e.s.DB.Q().Exec(context.Background(), `INSERT INTO sip_servers (name, address) VALUES (?, ?)`, name, address); err != nil {
+	if _, err := AddSIPServer(context.Background(), e.s.DB.Q(), SIPServerSpec{Name: name, Address: address}); err != nil {
 		e.t.Fatal(err)
 	}
 }

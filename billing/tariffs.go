@@ -55,12 +55,7 @@ func rateByID(ctx context.Context, q db.Queryer, id int64) (*Rate, error) {
 // call path after the commit: every change to directions, tariffs, entries, routes or
 // bill types goes through here.
 func (s *Service) ratingTx(r *Request, fn func(tx *db.Tx) error) error {
-	err := s.DB.InTx(r.ctx, func(tx *db.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return bumpRatingVersion(r.ctx, tx)
-	})
+	err := changeRating(r.ctx, s.DB, fn)
 	if err == nil {
 		s.ratingChanged(r.Context())
 	}

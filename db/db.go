@@ -206,6 +206,27 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return r, Translate(err)
 }
 
+// Stmt is a statement prepared inside a transaction, for a bulk write that runs the
+// same statement many times (an import's full batches): preparing once saves parsing
+// and planning it again for every batch. It ends with its transaction.
+type Stmt struct{ st *sqlx.Stmt }
+
+// Prepare prepares query (written with ?) in the transaction.
+func (t *Tx) Prepare(ctx context.Context, query string) (*Stmt, error) {
+	st, err := t.tx.PreparexContext(ctx, t.tx.Rebind(query))
+	if err != nil {
+		return nil, Translate(err)
+	}
+	return &Stmt{st}, nil
+}
+
+func (s *Stmt) Exec(ctx context.Context, args ...any) (sql.Result, error) {
+	r, err := s.st.ExecContext(ctx, args...)
+	return r, Translate(err)
+}
+
+func (s *Stmt) Close() error { return s.st.Close() }
+
 // Insert runs an INSERT and returns the new row's id: SQLite's last insert rowid (its
 // RETURNING makes a statement about twice as costly), PostgreSQL's RETURNING.
 func (t *Tx) Insert(ctx context.Context, query string, args ...any) (int64, error) {

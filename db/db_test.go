@@ -86,3 +86,50 @@ func TestCheckSchemaMissingMigration(t *testing.T) {
 		}
 	})
 }
+
+// A statement prepared in a transaction is rebound for PostgreSQL, translates driver
+// errors and writes only what its transaction commits.
+func TestTxPrepare(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		insert := `INSERT INTO currencies (code, displayname, eur_course) VALUES (?, ?, ?)`
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			st, err := tx.Prepare(ctx, insert)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for _, code := range []string{"AAA", "BBB"} {
+				if _, err := st.Exec(ctx, code, code, 1); err != nil {
+					return err
+				}
+			}
+			if _, err := st.Exec(ctx, "EUR", "x", 1); !errors.Is(err, db.ErrConflict) {
+				t.Errorf("duplicate through a prepared statement: %v", err)
+			}
+			return errors.New("roll back")
+		})
+		if err == nil || err.Error() != "roll back" {
+			t.Fatal(err)
+		}
+		var n int
+		if err := d.Q().Get(ctx, &n, `SELECT count(*) FROM currencies WHERE code IN ('AAA', 'BBB')`); err != nil || n != 0 {
+			t.Fatalf("rolled-back rows: %d, %v", n, err)
+		}
+		err = d.InTx(ctx, func(tx *db.Tx) error {
+			st, err := tx.Prepare(ctx, insert)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			_, err = st.Exec(ctx, "AAA", "a", 2)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Q().Get(ctx, &n, `SELECT count(*) FROM currencies WHERE code = 'AAA'`); err != nil || n != 1 {
+			t.Fatalf("committed row: %d, %v", n, err)
+		}
+	})
+}

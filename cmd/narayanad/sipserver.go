@@ -2,52 +2,36 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 
-	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/billing"
 )
 
 func runSIPServerAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sip-server add", stderr)
 	dsn := dsnFlag(fs)
-	name := fs.String("name", "", "the server's name: its SIP realm")
-	address := fs.String("address", "", "the server's IP address")
-	dns := fs.String("dns", "", "the server's DNS name")
-	ami := fs.String("ami", "", "AMI address HOST:PORT")
-	amiUser := fs.String("ami-user", "", "AMI username")
-	amiSecret := fs.String("ami-secret", "", "AMI secret")
+	var spec billing.SIPServerSpec
+	fs.StringVar(&spec.Name, "name", "", "the server's name: its SIP realm")
+	fs.StringVar(&spec.Address, "address", "", "the server's IP address")
+	fs.StringVar(&spec.DNS, "dns", "", "the server's DNS name")
+	fs.StringVar(&spec.AMIAddress, "ami", "", "AMI address HOST:PORT")
+	fs.StringVar(&spec.AMIUser, "ami-user", "", "AMI username")
+	fs.StringVar(&spec.AMISecret, "ami-secret", "", "AMI secret")
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	if *name == "" || *address == "" {
+	if spec.Name == "" || spec.Address == "" {
 		return usagef("sip-server add needs --name and --address")
 	}
-	if net.ParseIP(*address) == nil {
-		return fmt.Errorf("--address: %q is not an IP address", *address)
-	}
-	if *ami != "" {
-		if _, _, err := net.SplitHostPort(*ami); err != nil {
-			return fmt.Errorf("--ami: want HOST:PORT: %v", err)
-		}
-	}
-	d, err := db.Open(ctx, *dsn)
+	d, err := openChecked(ctx, *dsn)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := d.CheckSchema(ctx); err != nil {
+	if _, err := billing.AddSIPServer(ctx, d.Q(), spec); err != nil {
 		return err
 	}
-	_, err = d.Q().Exec(ctx, `INSERT INTO sip_servers (name, address, dns, ami_address, ami_user, ami_secret) VALUES (?, ?, ?, ?, ?, ?)`,
-		*name, *address, *dns, *ami, *amiUser, *amiSecret)
-	if errors.Is(err, db.ErrConflict) {
-		return fmt.Errorf("a SIP server named %q or at %s exists", *name, *address)
-	} else if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "added SIP server %s at %s\n", *name, *address)
+	fmt.Fprintf(stdout, "added SIP server %s at %s\n", spec.Name, spec.Address)
 	return nil
 }

@@ -218,8 +218,7 @@ func buildDataset(ctx context.Context, s *settings, dsn, dir string, logf func(s
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE rating_version SET version = version + 1 WHERE id = 1`)
-		return err
+		return billing.BumpRatingVersion(ctx, tx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tariff: %w", err)
