@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"time"
+	"strings"
 
 	"github.com/narayana/narayanad/billing"
 	"github.com/narayana/narayanad/db"
@@ -46,7 +46,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := billing.Bootstrap(ctx, d, cfg, demoAdmin, md5hex(demoPassword), demoKey); err != nil {
 			return err
 		}
-		if err := seedDemo(ctx, d, cfg.PasswordCost); err != nil {
+		if err := seedDemo(ctx, d, cfg); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "created the demo database %s\n", db.Redact(*dsn))
@@ -73,108 +73,81 @@ As the Asterisk would (key demo-asterisk-key, SIP account 10001 is alice's):
 	return nil
 }
 
-func seedDemo(ctx context.Context, d *db.DB, cost int) error {
-	pw := keys.NewPasswords(cost)
-	now := time.Now().Unix()
-	return d.InTx(ctx, func(tx *db.Tx) error {
-		srv, err := tx.Insert(ctx, `INSERT INTO sip_servers (name, address, dns) VALUES ('demo', ?, 'sip.demo.local')`, demoServer)
-		if err != nil {
-			return err
-		}
-		var admin int64
-		if err := tx.Get(ctx, &admin, `SELECT id FROM users WHERE username = ?`, demoAdmin); err != nil {
-			return err
-		}
-		users := []struct {
-			name    string
-			level   int
-			manager string
-			ext     string
-			balance int64
-		}{
-			{"reseller", 22, demoAdmin, "10000", 100_000_000},
-			{"alice", 11, "reseller", "10001", 20_000_000},
-			{"bob", 11, "reseller", "10002", 5_000_000},
-		}
-		ids := map[string]int64{demoAdmin: admin}
-		for _, u := range users {
-			// md5 of the username is the demo password of each user
-			hash, err := pw.Hash(md5hex(u.name))
-			if err != nil {
-				return err
-			}
-			acc, err := tx.Insert(ctx, `INSERT INTO accounts (owner_id, balance, created_at) VALUES (?, ?, ?)`, ids[u.manager], u.balance, now)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO ledger (account_id, amount, balance, kind, comment, created_at) VALUES (?, ?, ?, 'initial', 'demo', ?)`,
-				acc, u.balance, u.balance, now); err != nil {
-				return err
-			}
-			id, err := tx.Insert(ctx, `INSERT INTO users (username, password_hash, manager_id, accesslevel, active, account_id, currency, created_at)
-				VALUES (?, ?, ?, ?, 1, ?, 'EUR', ?)`, u.name, hash, ids[u.manager], u.level, acc, now)
-			if err != nil {
-				return err
-			}
-			ids[u.name] = id
-			if _, err := tx.Exec(ctx, `INSERT INTO extensions (extension, user_id, server_id, password, callerid, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
-				u.ext, id, srv, "secret"+u.ext, u.ext, now); err != nil {
-				return err
-			}
-		}
-		if err := seedDemoRating(ctx, tx, ids); err != nil {
-			return err
-		}
-		// A mistyped key would ban the demo's own address (ban_threshold 1): whitelist it.
-		if err := keys.AddBan(ctx, tx, keys.Whitelist, netip.MustParseAddr(demoServer), "demo"); err != nil {
-			return err
-		}
-		// The Asterisk's own server key: named after its realm, authorising by SIP account,
-		// created as addKey and `narayanad key add` create keys.
-		_, err = billing.CreateKey(ctx, tx, billing.KeySpec{Name: "demo", APIKey: demoAsteriskKey, AuthBy: "sip_extension",
-			Source: demoServer, Level: keys.LevelAsterisk, Owner: demoAdmin}, nil)
+// seedDemo fills a new database the way an operator would: the SIP server, the
+// Asterisk's key and the directions as the command line makes them, everything else as API
+// calls through Service.Call with the demo's logins, so the demo meets every rule the API
+// has (money is given through the ledger, a reseller pays its users' balances).
+func seedDemo(ctx context.Context, d *db.DB, cfg billing.Config) error {
+	if _, err := billing.AddSIPServer(ctx, d.Q(), billing.SIPServerSpec{Name: "demo", Address: demoServer, DNS: "sip.demo.local"}); err != nil {
 		return err
-	})
-}
+	}
+	// A mistyped key would ban the demo's own address (ban_threshold 1): whitelist it.
+	if err := keys.AddBan(ctx, d.Q(), keys.Whitelist, netip.MustParseAddr(demoServer), "demo"); err != nil {
+		return err
+	}
+	// The Asterisk's own server key: named after its realm, authorising by SIP account.
+	if _, err := billing.CreateKey(ctx, d.Q(), billing.KeySpec{Name: "demo", APIKey: demoAsteriskKey, AuthBy: "sip_extension",
+		Source: demoServer, Level: keys.LevelAsterisk, Owner: demoAdmin}, nil); err != nil {
+		return err
+	}
+	if _, err := billing.ImportDirections(ctx, d, strings.NewReader(`id,code,direction,min_len,max_len
+1,7,Russia,11,11
+2,79,Russia Mobile,11,11
+3,44,United Kingdom,0,32
+4,1,USA and Canada,11,11
+`), nil); err != nil {
+		return err
+	}
 
-// seedDemoRating gives the demo something to rate: four directions, two routes and a
-// per-second tariff that alice and bob are on.
-func seedDemoRating(ctx context.Context, tx *db.Tx, users map[string]int64) error {
-	for _, d := range []struct {
-		code     string
-		id       int
-		name     string
-		min, max int
-	}{{"7", 1, "Russia", 11, 11}, {"79", 2, "Russia Mobile", 11, 11}, {"44", 3, "United Kingdom", 0, 32}, {"1", 4, "USA and Canada", 11, 11}} {
-		if _, err := tx.Exec(ctx, `INSERT INTO directions (code, id, name, min_len, max_len) VALUES (?, ?, ?, ?, ?)`,
-			d.code, d.id, d.name, d.min, d.max); err != nil {
+	s := billing.New(d, cfg, nil)
+	web, err := s.Gate.Keys.Lookup(ctx, demoKey)
+	if err != nil {
+		return err
+	}
+	// as runs one method as the user who logs in with the demo password md5(user); the
+	// admin's password is "admin" too.
+	as := func(user, method string, kv ...string) error {
+		params := map[string]string{"login": user, "password": md5hex(user)}
+		for i := 0; i+1 < len(kv); i += 2 {
+			params[kv[i]] = kv[i+1]
+		}
+		_, err := s.Call(ctx, billing.Call{Method: method, Params: params, Key: web, Version: "2.2", Remote: netip.MustParseAddr(demoServer)})
+		if err != nil {
+			return fmt.Errorf("demo: %s as %s: %w", method, user, err)
+		}
+		return nil
+	}
+	steps := []struct {
+		user, method string
+		args         []string
+	}{
+		// Two carriers and a per-second tariff with 0.01 EUR to connect. On a new
+		// database they are route 1 and 2 and tariff 1.
+		{demoAdmin, "addRoute", []string{"route", "carrier-a", "type", "sip", "prefix", "trunk1/", "sip_server", demoServer}},
+		{demoAdmin, "addRoute", []string{"route", "carrier-b", "type", "sip", "prefix", "trunk2/", "sip_server", demoServer}},
+		{demoAdmin, "addRates", []string{"name", "Standard", "bill_type", "by_second", "is_public", "true", "switch_price", "0.01",
+			"description", "the demo tariff"}},
+		{demoAdmin, "addDirection", []string{"rates", "1", "direction", "1", "cost", "0.05", "route", "1"}},
+		{demoAdmin, "addDirection", []string{"rates", "1", "direction", "2", "cost", "0.12", "route", "1"}},
+		{demoAdmin, "addDirection", []string{"rates", "1", "direction", "2", "cost", "0.15", "route", "2", "priority", "2"}},
+		{demoAdmin, "addDirection", []string{"rates", "1", "direction", "3", "cost", "0.03", "route", "1"}},
+		{demoAdmin, "addDirection", []string{"rates", "1", "direction", "4", "cost", "0.02", "route", "2"}},
+		// A corporate user (a reseller) with 100 EUR from the admin, who gives 20 to alice
+		// and 5 to bob out of them.
+		{demoAdmin, "registerUser", []string{"user", "reseller", "web_password", md5hex("reseller"), "accesslevel", "22",
+			"sip_server", demoServer, "sip_extension", "10000", "sip_password", "secret10000", "balance", "100"}},
+		{"reseller", "registerUser", []string{"user", "alice", "web_password", md5hex("alice"),
+			"sip_server", demoServer, "sip_extension", "10001", "sip_password", "secret10001", "balance", "20"}},
+		{"reseller", "registerUser", []string{"user", "bob", "web_password", md5hex("bob"),
+			"sip_server", demoServer, "sip_extension", "10002", "sip_password", "secret10002", "balance", "5"}},
+		{demoAdmin, "updateUser", []string{"username", "reseller", "rates", "1"}},
+		{demoAdmin, "updateUser", []string{"username", "alice", "rates", "1"}},
+		{demoAdmin, "updateUser", []string{"username", "bob", "rates", "1"}},
+	}
+	for _, st := range steps {
+		if err := as(st.user, st.method, st.args...); err != nil {
 			return err
 		}
 	}
-	main, err := tx.Insert(ctx, `INSERT INTO routes (name, type, prefix) VALUES ('carrier-a', 'sip', 'trunk1/')`)
-	if err != nil {
-		return err
-	}
-	backup, err := tx.Insert(ctx, `INSERT INTO routes (name, type, prefix) VALUES ('carrier-b', 'sip', 'trunk2/')`)
-	if err != nil {
-		return err
-	}
-	// 0.01 EUR to connect, billed by the second.
-	tariff, err := tx.Insert(ctx, `INSERT INTO rates (name, bill_type, is_public, switch_price, description)
-		VALUES ('Standard', 'by_second', 1, 10000, 'the demo tariff')`)
-	if err != nil {
-		return err
-	}
-	for _, e := range []struct {
-		direction, priority int
-		cost                int64 // per minute, micro-units
-		route               int64
-	}{{1, 1, 50_000, main}, {2, 1, 120_000, main}, {2, 2, 150_000, backup}, {3, 1, 30_000, main}, {4, 1, 20_000, backup}} {
-		if _, err := tx.Exec(ctx, `INSERT INTO rate_entries (rates_id, direction_id, priority, cost, route_id) VALUES (?, ?, ?, ?, ?)`,
-			tariff, e.direction, e.priority, e.cost, e.route); err != nil {
-			return err
-		}
-	}
-	_, err = tx.Exec(ctx, `UPDATE users SET rates_id = ? WHERE id IN (?, ?, ?)`, tariff, users["reseller"], users["alice"], users["bob"])
-	return err
+	return nil
 }
