@@ -66,14 +66,8 @@ func TestServeLifecycle(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "narayanad")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	dsn := "sqlite:" + filepath.Join(dir, "n.db")
-	if out, err := exec.Command(bin, "init", "--db", dsn, "--admin-user", "root", "--admin-password", "pw", "--api-key", "0123456789abc").CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
+	dsn := initSQLite(t, bin, dir)
 	// Exit statuses as a shell sees them: help is a success, a usage error is 2.
 	for _, c := range []struct {
 		args   []string
@@ -90,12 +84,7 @@ func TestServeLifecycle(t *testing.T) {
 			t.Errorf("narayanad %v: exit status %d, want %d", c.args, status, c.status)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--db", dsn, "--listen", addr)
 	var logs bytes.Buffer
 	cmd.Stderr, cmd.Stdout = &logs, io.Discard
@@ -194,15 +183,9 @@ func TestSecondSignalAborts(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "narayanad")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	dsn := "sqlite:" + filepath.Join(dir, "n.db")
-	if out, err := exec.Command(bin, "init", "--db", dsn, "--admin-user", "root", "--admin-password", "pw", "--api-key", "0123456789abc").CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	addr := "127.0.0.1:" + freePort(t)
+	bin := buildBinary(t, dir)
+	dsn := initSQLite(t, bin, dir)
+	addr := freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--db", dsn, "--listen", addr)
 	var logs bytes.Buffer
 	cmd.Stderr, cmd.Stdout = &logs, io.Discard
@@ -246,4 +229,25 @@ func TestSecondSignalAborts(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("a second signal did not end the daemon:\n%s", logs.String())
 	}
+}
+
+// buildBinary builds narayanad into dir, for the tests that run it as an operator does.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "narayanad")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// initSQLite initialises a SQLite database in dir with the binary (master admin root/pw,
+// client key 0123456789abc) and returns its DSN.
+func initSQLite(t *testing.T, bin, dir string) string {
+	t.Helper()
+	dsn := "sqlite:" + filepath.Join(dir, "n.db")
+	if out, err := exec.Command(bin, "init", "--db", dsn, "--admin-user", "root", "--admin-password", "pw", "--api-key", "0123456789abc").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	return dsn
 }

@@ -35,10 +35,7 @@ func TestREADME(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "narayanad")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, t.TempDir())
 	firstCall := readmeBlock(t, string(readme), "first-call")
 	for _, dialect := range []db.Dialect{db.SQLite, db.Postgres} {
 		t.Run("first-call/"+string(dialect), func(t *testing.T) {
@@ -150,13 +147,8 @@ func readmeScript(t *testing.T, lines []string, dsn, port string) string {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
+// freePort is a free TCP port on the loopback address.
 func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ := net.SplitHostPort(freeAddr(t))
 	return port
 }

@@ -61,14 +61,8 @@ func TestServeTLS(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "narayanad")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	dsn := "sqlite:" + filepath.Join(dir, "n.db")
-	if out, err := exec.Command(bin, "init", "--db", dsn, "--admin-user", "root", "--admin-password", "pw", "--api-key", "0123456789abc").CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
+	dsn := initSQLite(t, bin, dir)
 	certFile, keyFile := writeSelfSigned(t, dir)
 	plainAddr, tlsAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--db", dsn, "--tls-listen", tlsAddr, "--tls-cert", certFile, "--tls-key", keyFile)
