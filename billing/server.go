@@ -59,6 +59,7 @@ func (s *Service) Handler() http.Handler {
 		c.JSON(status, Envelope{Response: apierr.UnknownMethod, Description: http.StatusText(status)})
 	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+	e.GET("/openapi.json", s.serveOpenAPI)
 	api := func(c echo.Context) error { s.serveAPI(c); return nil }
 	e.GET("/billing/api/:version/:apikey/:method", api)
 	e.POST("/billing/api/:version/:apikey/:method", api)
