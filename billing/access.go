@@ -14,6 +14,37 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// accessMethods declares the methods whose handlers are in this file: the reference's "Data
+// security", "API access".
+func (s *Service) accessMethods() []Method {
+	return []Method{
+		// Data security
+		method("getBans", 22, s.getBans).
+			Doc("list the bans", "the bans"),
+		method("banIP", 33, s.banIP, "source:string!", "target:string!", "reason:string").
+			Doc("ban an IP address", "true"),
+		method("unbanIP", 33, s.unbanIP, "id:int!").
+			Doc("lift a ban", "true"),
+		method("updateBanPermanent", 33, s.updateBanPermanent, "id:int!", "state:bool!").
+			Doc("make a ban permanent or temporary", "true"),
+		// API access
+		method("getKey", 33, s.getKey, "name:string!").
+			Doc("get an API key's data", "the key's data"),
+		method("getKeys", 33, s.getKeys).
+			Doc("list the API keys", "the keys"),
+		method("addKey", 33, s.addKey, "name:string!", "auth_by:string=username", "source:string=*",
+			"apikey:string", "accessLevel:int=0", "default_user:string", "allowed_methods:string",
+			"secure_only:int=0").
+			Doc("add an API key", "true"),
+		method("updateKey", 33, s.updateKey, "name:string!", "auth_by:string", "source:string",
+			"apikey:string", "accesslevel:int", "accessLevel:int", "default_user:string",
+			"default user:string", "allowed_methods:string", "secure_only:int", "enabled:int").
+			Doc("update an API key", "true"),
+		method("revokeKey", 33, s.revokeKey, "name:string!").
+			Doc("revoke an API key", "true"),
+	}
+}
+
 // keyView is an API key as getKey and getKeys show it.
 func keyView(k *keys.Key) map[string]any {
 	return map[string]any{
@@ -60,6 +91,7 @@ func (s *Service) ownedKey(r *Request) (*keys.Key, error) {
 	return k, nil
 }
 
+// getKey gets an API key's data.
 func (s *Service) getKey(r *Request) (any, error) {
 	k, err := s.ownedKey(r)
 	if err != nil {
@@ -68,6 +100,7 @@ func (s *Service) getKey(r *Request) (any, error) {
 	return keyView(k), nil
 }
 
+// getKeys lists the API keys.
 func (s *Service) getKeys(r *Request) (any, error) {
 	all, err := s.Gate.Keys.List(r.ctx)
 	if err != nil {
@@ -220,6 +253,7 @@ func zeroOrOne(r *Request, name string) error {
 	return nil
 }
 
+// addKey adds an API key.
 func (s *Service) addKey(r *Request) (any, error) {
 	if err := zeroOrOne(r, "secure_only"); err != nil {
 		return nil, err
@@ -298,6 +332,7 @@ func (s *Service) keyFields(r *Request) (map[string]any, error) {
 	return f, nil
 }
 
+// updateKey updates an API key.
 func (s *Service) updateKey(r *Request) (any, error) {
 	k, err := s.ownedKey(r)
 	if err != nil {
@@ -322,6 +357,7 @@ func (s *Service) updateKey(r *Request) (any, error) {
 	return nil, err
 }
 
+// revokeKey revokes an API key.
 func (s *Service) revokeKey(r *Request) (any, error) {
 	k, err := s.ownedKey(r)
 	if err != nil {
@@ -330,6 +366,7 @@ func (s *Service) revokeKey(r *Request) (any, error) {
 	return nil, s.Gate.Keys.Revoke(r.ctx, k.ID)
 }
 
+// getBans lists the bans.
 func (s *Service) getBans(r *Request) (any, error) {
 	actor, err := r.Actor()
 	if err != nil {
@@ -347,6 +384,7 @@ func (s *Service) getBans(r *Request) (any, error) {
 	return out, nil
 }
 
+// banIP bans an IP address.
 func (s *Service) banIP(r *Request) (any, error) {
 	target, err := netip.ParseAddr(r.Str("target"))
 	if err != nil {
@@ -366,6 +404,7 @@ func (s *Service) banIP(r *Request) (any, error) {
 	return nil, s.Gate.Bans.Add(r.ctx, source, target, r.Str("reason"))
 }
 
+// unbanIP lifts a ban.
 func (s *Service) unbanIP(r *Request) (any, error) {
 	found, err := s.Gate.Bans.Remove(r.ctx, r.Int("id"))
 	if err != nil {
@@ -377,6 +416,7 @@ func (s *Service) unbanIP(r *Request) (any, error) {
 	return nil, nil
 }
 
+// updateBanPermanent makes a ban permanent or temporary.
 func (s *Service) updateBanPermanent(r *Request) (any, error) {
 	state := 0
 	if r.Bool("state") {

@@ -10,6 +10,28 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// accountMethods declares the methods whose handlers are in this file: the reference's
+// "Finances and statistics", "Accounts".
+func (s *Service) accountMethods() []Method {
+	return []Method{
+		// Finances and statistics
+		method("transferMoney", 1, s.transferMoney, "destination:string!", "amount:money!",
+			"comment:string").
+			Doc("transfer money to another user's account", "true"),
+		// Accounts
+		method("updateAccount", 1, s.updateAccount, "account:int", "balance:money", "overdraft:money",
+			"refill_allowed:int", "billing_name:string", "billing_address:string", "billing_email:string",
+			"billing_bank_account:string", "postpaid:int").
+			Doc("update the account's parameters", "true"),
+		method("getAccounts", 22, s.getAccounts, "all:bool=false").
+			Doc("list the users' accounts", "the accounts and their data"),
+		method("getAccountInfo", 22, s.getAccountInfo, "account:int!").
+			Doc("get an account's data", "the account's data"),
+		method("deleteAccount", 22, s.deleteAccount, "account:int!").
+			Doc("delete an account", "true"),
+	}
+}
+
 // Values of an account's refill_allowed.
 const (
 	refillForbidden = 0 // no financial transactions
@@ -113,6 +135,7 @@ func accountByNumber(ctx context.Context, q db.Queryer, n int64) (*Account, erro
 	return &a, err
 }
 
+// getAccountInfo gets an account's data.
 func (s *Service) getAccountInfo(r *Request) (any, error) {
 	acc, err := s.accountAccess(r, r.Int("account"))
 	if err != nil {
@@ -128,6 +151,7 @@ func (s *Service) getAccountInfo(r *Request) (any, error) {
 	return s.accountView(r, a, acc.users)
 }
 
+// getAccounts lists the users' accounts.
 func (s *Service) getAccounts(r *Request) (any, error) {
 	actor, err := r.User()
 	if err != nil {
@@ -217,6 +241,7 @@ func (s *Service) deleteAccount(r *Request) (any, error) {
 	})
 }
 
+// updateAccount updates the account's parameters.
 func (s *Service) updateAccount(r *Request) (any, error) {
 	actor, err := r.Actor()
 	if err != nil {
@@ -311,6 +336,7 @@ func (s *Service) updateAccount(r *Request) (any, error) {
 	})
 }
 
+// transferMoney transfers money to another user's account.
 func (s *Service) transferMoney(r *Request) (any, error) {
 	sender, err := r.User()
 	if err != nil {

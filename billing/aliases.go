@@ -11,6 +11,25 @@ import (
 	"github.com/narayana/narayanad/db"
 )
 
+// aliasMethods declares the methods whose handlers are in this file: the reference's "Personal
+// plan sets (aliases)".
+func (s *Service) aliasMethods() []Method {
+	return []Method{
+		method("getAliases", 1, s.getAliases, "all:bool=false").
+			Doc("list the aliases (personal plan sets)", "the aliases"),
+		method("getAlias", 1, s.getAlias, "id:int!").
+			Doc("get an alias's data", "the alias's data"),
+		method("addAlias", 1, s.addAlias, "alias:string!", "destination:string!", "sip_extension:string",
+			"global:bool=false").
+			Doc("add an alias", "true"),
+		method("updateAlias", 1, s.updateAlias, "id:int", "alias:string", "destination:string",
+			"sip_extension:string", "global:bool").
+			Doc("update an alias", "true"),
+		method("deleteAlias", 1, s.deleteAlias, "id:int!").
+			Doc("delete an alias", "true"),
+	}
+}
+
 // Personal plan sets (aliases): short numbers a user dials instead of a destination.
 //
 // Choices where the reference is vague:
@@ -80,6 +99,7 @@ func int64Args(ids []int64) []any {
 	return out
 }
 
+// getAliases lists the aliases (personal plan sets).
 func (s *Service) getAliases(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {
@@ -143,6 +163,7 @@ func (s *Service) alias(r *Request, id int64, write bool) (*Alias, error) {
 	return &a, nil
 }
 
+// getAlias gets an alias's data.
 func (s *Service) getAlias(r *Request) (any, error) {
 	a, err := s.alias(r, r.Int("id"), false)
 	if err != nil {
@@ -189,6 +210,7 @@ func aliasTaken(ctx context.Context, tx *db.Tx, owner int64, alias, ext string, 
 	return nil
 }
 
+// addAlias adds an alias.
 func (s *Service) addAlias(r *Request) (any, error) {
 	if err := checkAlias(r.Str("alias"), r.Str("destination")); err != nil {
 		return nil, err
@@ -211,6 +233,7 @@ func (s *Service) addAlias(r *Request) (any, error) {
 	})
 }
 
+// updateAlias updates an alias.
 func (s *Service) updateAlias(r *Request) (any, error) {
 	id := r.Int("id")
 	if !r.Has("id") {
@@ -273,6 +296,7 @@ func (s *Service) updateAlias(r *Request) (any, error) {
 	})
 }
 
+// deleteAlias deletes an alias.
 func (s *Service) deleteAlias(r *Request) (any, error) {
 	a, err := s.alias(r, r.Int("id"), true)
 	if err != nil {

@@ -23,6 +23,34 @@ import (
 	"github.com/narayana/narayanad/lua"
 )
 
+// asteriskMethods declares the methods whose handlers are in this file: the reference's "Call
+// processing", "Data security", "Technical maintenance".
+func (s *Service) asteriskMethods() []Method {
+	return []Method{
+		// Call processing
+		method("createCallback", 1, s.createCallback, "callerid:string", "destination1:string!",
+			"destination2:string!", "epitch:int").
+			Doc("start a callback between two numbers", "true"),
+		// Data security
+		method("flushBans", 22, s.flushBans).
+			Doc("lift the bans on the user's SIP server", "true"),
+		method("flushAllBans", 33, s.flushAllBans).
+			Doc("lift every ban on every Narayana server", "true"),
+		method("closeChannels", 50, s.closeChannels).
+			Doc("hang up all the user's active channels", "true"),
+		// Technical maintenance
+		method("asteriskRequest", 22, s.asteriskRequest, "asterisk:string", "destination:string!",
+			"process:string", "params:string").
+			Doc("send a query to Asterisk", "Asterisk's answer"),
+		method("updateDialplan", 33, s.updateDialplan, "asterisk:string", "url:string!").
+			Doc("install a new dialplan version on an Asterisk server", "OK and the new version"),
+		method("restoreDialplan", 33, s.restoreDialplan, "asterisk:string").
+			Doc("go back to the previous dialplan version", "OK and the restored version"),
+		method("updateInterface", 33, s.updateInterface, "asterisk:string", "url:string!").
+			Doc("install a new interface file on an Asterisk server", "OK and the new version"),
+	}
+}
+
 // extState is the Service's Asterisk and Lua side: the AMI connections (one per SIP
 // server, opened lazily and shared), the script runtime and the TTS engine.
 type extState struct {
@@ -507,7 +535,10 @@ func (s *Service) fetchFile(ctx context.Context, u string) ([]byte, error) {
 	return body, nil
 }
 
-func (s *Service) updateDialplan(r *Request) (any, error)  { return s.updateServerFile(r, "dialplan") }
+// updateDialplan installs a new dialplan version on an Asterisk server.
+func (s *Service) updateDialplan(r *Request) (any, error) { return s.updateServerFile(r, "dialplan") }
+
+// updateInterface installs a new interface file on an Asterisk server.
 func (s *Service) updateInterface(r *Request) (any, error) { return s.updateServerFile(r, "interface") }
 
 // updateServerFile fetches a new version of a server's file, keeps it, reloads the

@@ -9,6 +9,24 @@ import (
 	"github.com/narayana/narayanad/db"
 )
 
+// billTypeMethods declares the methods whose handlers are in this file: the reference's
+// "Directions and tarification".
+func (s *Service) billTypeMethods() []Method {
+	return []Method{
+		method("getBillTypes", 22, s.getBillTypes).
+			Doc("list the tarification types", "the tarification types"),
+		method("getBillType", 33, s.getBillType, "bill_type:string!").
+			Doc("get a tarification type by its name", "the tarification type's data"),
+		method("addBillType", 33, s.addBillType, "bill_type:string!", "free_threshold:int=0", "step:int!").
+			Doc("add a tarification type", "true"),
+		method("updateBillType", 33, s.updateBillType, "bill_type:string!", "free_threshold:int",
+			"step:int").
+			Doc("update a tarification type", "true"),
+		method("deleteBillType", 33, s.deleteBillType, "bill_type:string!").
+			Doc("delete a tarification type", "true"),
+	}
+}
+
 // BillType is a tariffication type: billed seconds are 0 up to free_threshold, else the
 // call's length rounded up to a multiple of step.
 type BillType struct {
@@ -34,12 +52,14 @@ func billTypeByName(ctx context.Context, q db.Queryer, name string) (*BillType, 
 	return &bt, err
 }
 
+// getBillTypes lists the tarification types.
 func (s *Service) getBillTypes(r *Request) (any, error) {
 	out := []BillType{}
 	err := s.DB.Q().Select(r.ctx, &out, `SELECT name, free_threshold, step FROM bill_types ORDER BY name`)
 	return out, err
 }
 
+// getBillType gets a tarification type by its name.
 func (s *Service) getBillType(r *Request) (any, error) {
 	return billTypeByName(r.ctx, s.DB.Q(), r.Str("bill_type"))
 }

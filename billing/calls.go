@@ -19,6 +19,35 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// callMethods declares the methods whose handlers are in this file: the reference's
+// "Directions and tarification", "Call processing".
+func (s *Service) callMethods() []Method {
+	prepare := method("callPrepare", 50, s.callPrepare, "callerid:string", "destination:string!", "prior:int=1",
+		"from_originate:string", "source:string", "originated_by:string", "uniqueid:string",
+		"is_did:string").
+		Doc("authorize a call before it is dialled", "a line: Allowed MaxCallTime Destination CallerID DirectionName RoutePrefix RouteName PitchRx PitchTx, or Declined and the error code")
+	prepare.AllowLocked = true // every refusal of a call is a Declined line
+	finish := method("callFinish", 50, s.callFinish, "callerid:string", "destination:string!", "prior:int=1",
+		"length:num=0", "status:string", "is_did:string", "uniqueid:string").
+		Doc("bill a finished call", "a line: Saved DirectionName CallerID/Destination via route time cost CURRENCY SIPSTATUS")
+	finish.AllowLocked = true // a call in progress when its user is locked is still billed
+	return []Method{
+		// Directions and tarification
+		method("resolveDirection", 0, s.resolveDirection, "number:string!",
+			"select:ustring{id,code,direction}=direction").
+			Doc("resolve a phone number's direction", "the selected field of the direction (id, code or name)"),
+		// Call processing
+		method("resolveCallerid", 0, s.resolveCallerid).
+			Doc("get the user's current caller ID (deprecated: getValue?property=sip_callerid)", "the caller ID"),
+		prepare,
+		finish,
+		method("authorizeCall", 50, s.authorizeCall, "callerid:string", "auth:string").
+			Doc("authorize a user in the DISA system", "the SIP extension of the authorized user, or Declined and the error code"),
+		method("authorizeRealm", 50, s.authorizeRealm, "source:string!", "auth:string!").
+			Doc("check that a query comes from an affiliated Asterisk", "true"),
+	}
+}
+
 // Call processing (DECISIONS §5): callPrepare grants a call and reserves its cost,
 // callFinish charges it, writes the event-log record and releases the reservation.
 //
@@ -298,6 +327,7 @@ func (s *Service) callArgs(r *Request) (*callParty, string, int, error) {
 	return p, dest, prior, nil
 }
 
+// callPrepare authorizes a call before it is dialled.
 func (s *Service) callPrepare(r *Request) (any, error) {
 	ctx := r.ctx
 	p, dest, prior, err := s.callArgs(r)
@@ -485,6 +515,7 @@ func savedAnswer(ctx context.Context, q db.Queryer, uid string, prior int) (stri
 	return ans, err == nil, err
 }
 
+// callFinish bills a finished call.
 func (s *Service) callFinish(r *Request) (any, error) {
 	ctx := r.ctx
 	p, dest, prior, err := s.callArgs(r)

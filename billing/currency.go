@@ -9,6 +9,20 @@ import (
 	"github.com/narayana/narayanad/db"
 )
 
+// currencyMethods declares the methods whose handlers are in this file: the reference's
+// "Interface functions".
+func (s *Service) currencyMethods() []Method {
+	return []Method{
+		method("getCourse", 0, s.getCourse, "currency:string").
+			Doc("get a currency's exchange rate and other data", "the currency's rate and data"),
+		method("updateCurrency", 44, s.updateCurrency, "currency:string!", "eur_course:num",
+			"displayname:string", "transfer_fee:money", "referral_reward:money").
+			Doc("edit or add a currency: exchange rate, display name, fees (not in the reference)", "true"),
+		method("getCurrencies", 0, s.getCurrencies).
+			Doc("list the currencies", "the currencies"),
+	}
+}
+
 // Currency is a row of the currencies table; EURCourse is units per 1 EUR (×1e6).
 type Currency struct {
 	Code           string      `db:"code" json:"currency"`
@@ -84,6 +98,7 @@ func (x exchange) fromSystem(m money.Micro) money.Micro {
 	return money.Convert(m, x.system.EURCourse, x.user.EURCourse)
 }
 
+// getCurrencies lists the currencies.
 func (s *Service) getCurrencies(r *Request) (any, error) {
 	var out []Currency
 	err := s.DB.Q().Select(r.ctx, &out, `SELECT code, displayname, eur_course, transfer_fee, referral_reward FROM currencies ORDER BY code`)
@@ -94,6 +109,7 @@ func (s *Service) getCurrencies(r *Request) (any, error) {
 	return list, err
 }
 
+// getCourse gets a currency's exchange rate and other data.
 func (s *Service) getCourse(r *Request) (any, error) {
 	code := r.Str("currency")
 	if code == "" {

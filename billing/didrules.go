@@ -11,6 +11,34 @@ import (
 	"github.com/narayana/narayanad/db"
 )
 
+// didRuleMethods declares the methods whose handlers are in this file: the reference's
+// "DIDTables Filters".
+func (s *Service) didRuleMethods() []Method {
+	return []Method{
+		method("getDIDActions", 1, s.getDIDActions).
+			Doc("list the actions a DIDTables rule may take", "the allowed actions"),
+		method("getFilters", 1, s.getFilters, "resolver:string", "sources:bool=false").
+			Doc("list the sources and patterns a DIDTables rule may filter on", "the allowed sources and patterns"),
+		method("addDIDRule", 1, s.addDIDRule, "did:string!", "source:string", "pattern:string",
+			"policy:ustring{ACCEPT,REJECT}=ACCEPT", "sms_action:string", "sms_destination:string",
+			"action:string", "server:string", "destination:string", "callerid:string", "timeout:int=30",
+			"condition:string", "input:string", "position:ustring{start,end}=start").
+			Doc("add a DIDTables rule to a direct number", "true"),
+		method("updateDIDRule", 1, s.updateDIDRule, "did:string!", "rule:int!", "pos:int", "source:string",
+			"pattern:string", "policy:ustring{ACCEPT,REJECT}", "sms_action:string",
+			"sms_destination:string", "action:string", "server:string", "destination:string",
+			"callerid:string", "timeout:int", "condition:string", "input:string").
+			Doc("update a DIDTables rule", "true"),
+		method("deleteDIDRule", 1, s.deleteDIDRule, "did:string!", "rule:int!", "pattern:string").
+			Doc("delete a DIDTables rule", "true"),
+		method("getDIDRules", 1, s.getDIDRules, "did:string!", "rule:int").
+			Doc("list a direct number's rules", "the direct number's rules"),
+		method("resolveDIDRule", 50, s.resolveDIDRule, "did:string!", "rule:int=1", "callerid:string",
+			"status:string", "input:string").
+			Doc("get the instruction of a direct number's DIDTables rule for an incoming call", "a line: OK ACCEPT/REJECT owner action server destination callerid timeout sms_action sms_destination; SKIP and the next rule's number; or FIN when no rule is left"),
+	}
+}
+
 // DIDTables: the rules of a DID, walked in position order by resolveDIDRule for every
 // incoming call or SMS. A rule's number is its position (1 first); positions stay
 // 1..n without gaps whatever is added, moved or deleted.

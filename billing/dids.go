@@ -18,6 +18,54 @@ import (
 	"github.com/narayana/narayanad/lua"
 )
 
+// didMethods declares the methods whose handlers are in this file: the reference's "Direct
+// numbers".
+func (s *Service) didMethods() []Method {
+	return []Method{
+		method("getDisaDIDList", 0, s.getDisaDIDList).
+			Doc("list the DISA numbers", "the DISA numbers"),
+		method("updateDIDState", 1, s.updateDIDState, "did:string!",
+			"parameter:ustring{autorenew,enabled}=autorenew", "state:bool!").
+			Doc("turn a direct number's autorenew or enabled state on or off", "true"),
+		method("getDIDPool", 1, s.getDIDPool, "country:string", "area:string", "search_pattern:string").
+			Doc("browse the direct number pool: countries, areas or numbers", "the countries, the areas of a country or the numbers of an area"),
+		method("orderDID", 1, s.orderDID, "pool_id:int!", "did:string!", "arg1:string", "arg2:string",
+			"arg3:string").
+			Doc("order a direct number", "true"),
+		method("getDIDList", 1, s.getDIDList, "sort_by:ustring{expiration,cost,did}=expiration",
+			"own:bool=true").
+			Doc("list the direct numbers", "the direct numbers"),
+		method("addDID", 22, s.addDID, "did:string!", "owner:string", "comment:string", "cost:money=0",
+			"expiration:string", "pool_id:int", "disa:bool").
+			Doc("add a direct number", "true"),
+		method("updateDID", 22, s.updateDID, "did:string!", "owner:string", "comment:string", "cost:money",
+			"expiration:string", "pool_id:int", "disa:bool").
+			Doc("update a direct number's parameters", "true"),
+		method("deleteDID", 22, s.deleteDID, "did:string!").
+			Doc("delete a direct number", "true"),
+		method("getDIDInfo", 22, s.getDIDInfo, "did:string!").
+			Doc("get a direct number's data", "the direct number's data"),
+		method("renewDID", 22, s.renewDID, "did:string!").
+			Doc("prolong a direct number's rent", "true"),
+		method("addDIDPool", 33, s.addDIDPool, "country:string!", "area:string!", "cost:money=0",
+			"installcost:money=0", "provider:string=local", "user:string", "pass:string", "param1:string",
+			"param2:string", "param3:string", "qty:int=100").
+			Doc("add a direct number pool", "true"),
+		method("updateDIDPool", 33, s.updateDIDPool, "id:int!", "country:string", "area:string",
+			"cost:money", "installcost:money", "provider:string", "user:string", "pass:string",
+			"param1:string", "param2:string", "param3:string", "qty:int").
+			Doc("update a direct number pool's parameters", "true"),
+		method("getDIDPools", 33, s.getDIDPools).
+			Doc("list the direct number pools", "the direct number pools"),
+		method("getDIDPoolInfo", 33, s.getDIDPoolInfo, "id:int!").
+			Doc("get a direct number pool's data", "the pool's data"),
+		method("deleteDIDPool", 33, s.deleteDIDPool, "id:int!").
+			Doc("delete a direct number pool", "true"),
+		method("getDIDCount", 50, s.getDIDCount, "did:string!").
+			Doc("check whether a direct number exists", "the number of direct numbers found"),
+	}
+}
+
 // providerLocal is the pool provider that sells numbers already in the dids table
 // without an owner. Any other provider is the name of a Lua "did" handler.
 const providerLocal = "local"
@@ -343,6 +391,7 @@ func (s *Service) deleteDID(r *Request) (any, error) {
 	})
 }
 
+// getDIDInfo gets a direct number's data.
 func (s *Service) getDIDInfo(r *Request) (any, error) {
 	d, err := r.ownedDID(s.DB.Q(), r.Str("did"))
 	if err != nil {
@@ -523,6 +572,7 @@ func (s *Service) poolFields(r *Request) ([]string, []any, error) {
 	return cols, vals, nil
 }
 
+// addDIDPool adds a direct number pool.
 func (s *Service) addDIDPool(r *Request) (any, error) {
 	cols, vals, err := s.poolFields(r)
 	if err != nil {
@@ -532,6 +582,7 @@ func (s *Service) addDIDPool(r *Request) (any, error) {
 	return nil, err
 }
 
+// updateDIDPool updates a direct number pool's parameters.
 func (s *Service) updateDIDPool(r *Request) (any, error) {
 	p, err := poolByID(r.ctx, s.DB.Q(), r.Int("id"))
 	if err != nil {
@@ -545,6 +596,7 @@ func (s *Service) updateDIDPool(r *Request) (any, error) {
 	return nil, err
 }
 
+// getDIDPools lists the direct number pools.
 func (s *Service) getDIDPools(r *Request) (any, error) {
 	_, x, err := s.viewer(r)
 	if err != nil {
@@ -561,6 +613,7 @@ func (s *Service) getDIDPools(r *Request) (any, error) {
 	return out, nil
 }
 
+// getDIDPoolInfo gets a direct number pool's data.
 func (s *Service) getDIDPoolInfo(r *Request) (any, error) {
 	_, x, err := s.viewer(r)
 	if err != nil {

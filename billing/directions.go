@@ -1,5 +1,14 @@
 package billing
 
+// directionMethods declares the methods whose handlers are in this file: the reference's
+// "Directions and tarification".
+func (s *Service) directionMethods() []Method {
+	return []Method{
+		method("getDirections", 0, s.getDirections, "distinct:bool=true").
+			Doc("list all directions", "the system's directions"),
+	}
+}
+
 // getDirections lists the directions table. With distinct (the default) there is one
 // object per direction id, showing its shortest code; without, one per code.
 func (s *Service) getDirections(r *Request) (any, error) {

@@ -3,6 +3,8 @@ package billing
 import (
 	"fmt"
 	"strings"
+
+	"github.com/narayana/narayanad/billing/apierr"
 )
 
 // The user docs that are generated from the tables they describe, so they cannot drift:
@@ -31,8 +33,8 @@ func SampleConfig() string {
 	return b.String()
 }
 
-// MethodsMarkdown is docs/METHODS.md: every method of the table, its access level and its
-// arguments with their types, defaults and whether they are obligatory.
+// MethodsMarkdown is docs/METHODS.md: every method of the table with its access level,
+// summary, arguments (types, defaults, obligatory or not), answer and errors.
 func MethodsMarkdown() string {
 	return New(nil, DefaultConfig(), nil).Methods.Markdown()
 }
@@ -42,22 +44,53 @@ func (t Table) Markdown() string {
 	var b strings.Builder
 	b.WriteString(`# API methods
 
-Generated from the method table (` + "`billing/methods*.go`" + `) by
-` + "`UPDATE_DOCS=1 go test ./billing -run TestGeneratedDocs`" + `; do not edit it by hand.
-How to call them, what they answer and what the levels mean: [API.md](API.md).
+Generated from the method table by
+` + "`UPDATE_DOCS=1 go test ./billing -run TestGeneratedDocs`" + `; do not edit it by hand. Each
+method is declared at the top of the file that holds its handler (` + "`billing/methods.go`" + `
+lists the files). The same table writes [openapi.json](openapi.json), which the daemon
+serves as ` + "`GET /openapi.json`" + `. How to call the methods and what the levels mean:
+[API.md](API.md).
 
 - **level**: the lowest effective access level that may call the method (0: anyone
   holding a client key; 1: a logged-in user; 11 user, 22 corporate manager, 33-43
   administrator, 44 master admin; 50, 90 and 95 exist only as server keys).
 - **arguments**: ` + "`name`" + ` type, then **obligatory**, or ` + "`= default`" + `. A ` + "`ustring`" + ` takes one
   of the values in braces; ` + "`num`" + ` is a decimal number (` + "`.`" + ` as decimal mark), ` + "`int`" + ` a whole one,
-  ` + "`money`" + ` an amount from 0 to 100,000,000 exact to the micro-unit. Every method also takes ` + "`login`" + `, ` + "`password`" + ` and ` + "`username`" + `
-  (API.md, "Who is asking").
+  ` + "`money`" + ` an amount from 0 to 100,000,000 exact to the micro-unit. Every method also
+  takes ` + "`login`" + `, ` + "`password`" + ` and ` + "`username`" + ` (API.md, "Keys and who is asking").
+- **answers**: the ` + "`response`" + ` of ` + "`{\"result\":true,…}`" + `; "true" is a method that answers only success.
+- **errors**: the codes its declaration lets the gate and argument binding answer:
+  ` + "`E_INSUFFICIENT_ACCESS`" + ` below its level, ` + "`E_USER_LOCKED`" + ` for a locked user (level 1 and
+  up, unless the method answers that itself), ` + "`E_MISSING_ARGUMENT`" + ` without an obligatory
+  argument, ` + "`E_INVALID_ARGUMENT`" + ` for a value its type refuses.
 
-| method | level | arguments |
+## Errors every method can answer
+
+- ` + "`E_UNAUTHORIZED`" + ` (HTTP 401) and ` + "`E_FORBIDDEN`" + ` (403): the key or the address is refused;
+  ` + "`E_INCORRECT_API_VERSION`" + ` (400): the version is not served.
+- ` + "`E_AUTH_FAILED`" + `: a wrong login or password, or a method above level 0 without a user.
+- ` + "`E_INSUFFICIENT_ACCESS`" + `: the key's ` + "`allowed_methods`" + ` leaves the method out.
+- ` + "`E_NOT_EXIST`" + `, ` + "`E_DOES_NOT_BELONG_TO_YOU`" + `: ` + "`username`" + ` names no user, or one the caller does not manage.
+- ` + "`E_INVALID_ARGUMENT`" + `: an unreadable POST body.
+- ` + "`E_SQL_ERROR`" + ` (an unexpected failure, logged in full, never shown) and
+  ` + "`E_UNDEFINED_INSTRUCTION`" + ` (the method failed).
+
+Beyond these and the per-method codes below, a handler answers the domain codes of
+API.md's "Error codes" (` + "`E_NOT_EXIST`" + `, ` + "`E_INSUFFICIENT_MONEY`" + `, …) where its rules refuse.
+The reference documents none of them per method, and a list kept by hand would drift from
+the handlers, so they are not repeated here.
+
+## Index
+
+| method | level | what it does |
 |---|---|---|
 `)
-	for _, m := range t.Sorted() {
+	methods := t.Sorted()
+	for _, m := range methods {
+		fmt.Fprintf(&b, "| [`%s`](#%s) | %d | %s |\n", m.Name, strings.ToLower(m.Name), m.Level, mdCell(m.Summary))
+	}
+	for _, m := range methods {
+		fmt.Fprintf(&b, "\n## `%s`\n\n%s.\n\n- **level**: %d\n", m.Name, capitalise(m.Summary), m.Level)
 		var args []string
 		for _, a := range m.Args {
 			s := "`" + a.Name + "` " + string(a.Type)
@@ -74,12 +107,46 @@ How to call them, what they answer and what the levels mean: [API.md](API.md).
 			}
 			args = append(args, s)
 		}
-		name := "`" + m.Name + "`"
-		if m.Summary != "" {
-			name += ": " + m.Summary
+		if len(args) == 0 {
+			args = []string{"none"}
 		}
-		row := strings.ReplaceAll(strings.Join(args, "; "), "|", `\|`)
-		fmt.Fprintf(&b, "| %s | %d | %s |\n", name, m.Level, row)
+		fmt.Fprintf(&b, "- **arguments**: %s\n- **answers**: %s\n", strings.Join(args, "; "), m.Answers)
+		if errs := m.gateErrors(); len(errs) > 0 {
+			fmt.Fprintf(&b, "- **errors**: `%s`\n", strings.Join(errs, "`, `"))
+		}
 	}
 	return b.String()
+}
+
+// gateErrors are the codes the method's declaration lets Service.Call answer before its
+// handler runs: the gate's level and lock rules (keys.Permit) and argument binding.
+func (m *Method) gateErrors() []string {
+	var errs []string
+	if m.Level > 0 {
+		errs = append(errs, apierr.InsufficientAccess)
+		if !m.AllowLocked {
+			errs = append(errs, apierr.UserLocked)
+		}
+	}
+	var required, typed bool
+	for _, a := range m.Args {
+		required = required || a.Required
+		typed = typed || a.Type != String
+	}
+	if required {
+		errs = append(errs, apierr.MissingArgument)
+	}
+	if typed {
+		errs = append(errs, apierr.InvalidArgument)
+	}
+	return errs
+}
+
+func mdCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+func capitalise(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

@@ -1,6 +1,9 @@
 package billing
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ func TestGeneratedDocs(t *testing.T) {
 	for path, want := range map[string]string{
 		"../contrib/narayana.conf": SampleConfig(),
 		"../docs/METHODS.md":       MethodsMarkdown(),
+		"../docs/openapi.json":     string(OpenAPIJSON()),
 	} {
 		if os.Getenv("UPDATE_DOCS") != "" {
 			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
@@ -27,6 +31,63 @@ func TestGeneratedDocs(t *testing.T) {
 			t.Errorf("%s is stale: run UPDATE_DOCS=1 go test ./billing -run TestGeneratedDocs", path)
 		}
 	}
+}
+
+// TestMethodsDocumented: every built-in method says in one line what it does and what it
+// answers (the docs and the OpenAPI document print them), and every handler has a doc
+// comment.
+func TestMethodsDocumented(t *testing.T) {
+	for _, m := range New(nil, DefaultConfig(), nil).Methods.Sorted() {
+		if strings.TrimSpace(m.Summary) == "" || strings.TrimSpace(m.Answers) == "" {
+			t.Errorf("%s has no summary or answer: declare it with .Doc(what it does, what it answers)", m.Name)
+		}
+		if strings.Contains(m.Summary+m.Answers, "\n") {
+			t.Errorf("%s: the summary and the answer are one line each", m.Name)
+		}
+	}
+	files, err := parser.ParseDir(token.NewFileSet(), ".", func(fi os.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go")
+	}, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handlers := 0
+	for _, pkg := range files {
+		for name, f := range pkg.Files {
+			for _, d := range f.Decls {
+				fn, ok := d.(*ast.FuncDecl)
+				if !ok || !isHandler(fn) {
+					continue
+				}
+				handlers++
+				if fn.Doc == nil {
+					t.Errorf("%s: handler %s has no doc comment", name, fn.Name.Name)
+				}
+			}
+		}
+	}
+	if handlers < 100 {
+		t.Fatalf("found %d handlers: the test no longer recognises them", handlers)
+	}
+}
+
+// isHandler reports whether fn is a method of Service with the Handler signature.
+func isHandler(fn *ast.FuncDecl) bool {
+	if fn.Recv == nil || len(fn.Recv.List) != 1 || fn.Type.Params.NumFields() != 1 || fn.Type.Results.NumFields() != 2 {
+		return false
+	}
+	recv, ok := fn.Recv.List[0].Type.(*ast.StarExpr)
+	if !ok || !isIdent(recv.X, "Service") {
+		return false
+	}
+	param, ok := fn.Type.Params.List[0].Type.(*ast.StarExpr)
+	res := fn.Type.Results.List
+	return ok && isIdent(param.X, "Request") && isIdent(res[0].Type, "any") && isIdent(res[len(res)-1].Type, "error")
+}
+
+func isIdent(e ast.Expr, name string) bool {
+	id, ok := e.(*ast.Ident)
+	return ok && id.Name == name
 }
 
 // TestSampleConfigReads: the sample, with every setting uncommented, is a configuration

@@ -13,6 +13,31 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// extensionMethods declares the methods whose handlers are in this file: the reference's "SIP
+// accounts".
+func (s *Service) extensionMethods() []Method {
+	return []Method{
+		method("getExtensions", 1, s.getExtensions, "own:bool=true", "all:bool=false", "owner:string").
+			Doc("list the user's SIP accounts", "the SIP accounts"),
+		method("getExtensionInfo", 1, s.getExtensionInfo, "sip_extension:string", "property:string").
+			Doc("get a SIP account's data", "the SIP account's data, or the value of the requested property"),
+		method("getAvailExtension", 1, s.getAvailExtension, "own:bool=false").
+			Doc("get the nearest SIP account free for registration", "the free SIP account"),
+		method("createExtension", 1, s.createExtensionMethod, "owner:string", "sip_extension:string",
+			"sip_password:string", "sip_server:string", "sip_callerid:string", "sip_language:string",
+			"sip_srtp:bool=false").
+			Doc("create a SIP account", "true"),
+		method("updateExtension", 1, s.updateExtension, "sip_extension:string", "extension:string",
+			"sip_password:string", "sip_server:string", "sip_srtp:int", "sip_transport:string",
+			"sip_callerid:string", "sip_max_call_len:int", "sip_reach:int", "sip_redirect:string",
+			"sip_force_callback:int", "sip_language:string", "sip_rates_id:int", "disa_pin:string",
+			"disa_trusted_cli:string", "sip_pitch_shift:int", "sip_host:string", "sip_options:string").
+			Doc("update a SIP account", "true"),
+		method("deleteExtension", 1, s.deleteExtension, "sip_extension:string!").
+			Doc("delete a SIP account", "true"),
+	}
+}
+
 // SIP accounts. Numbers are 5 digits (a main account, XXXXX) or 7 (an additional account
 // XXXXXyy of the user owning XXXXX). Below effective access level 22 (a client key's user
 // level, a server key's level) a caller may create only additional accounts under one of
@@ -175,6 +200,7 @@ func (s *Service) nextExtension(r *Request, u *User, own bool) (string, error) {
 	return "", apierr.New(apierr.CantCreateExtension, "no free SIP account number")
 }
 
+// getAvailExtension gets the nearest SIP account free for registration.
 func (s *Service) getAvailExtension(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {

@@ -11,6 +11,14 @@ import (
 	"github.com/narayana/narayanad/lua"
 )
 
+// gsmMethods declares the methods whose handlers are in this file: the reference's "GSM".
+func (s *Service) gsmMethods() []Method {
+	return []Method{
+		method("gsmRequest", 0, s.gsmRequest, "provider:string!", "action:string=Default").
+			Doc("pass a request to a GSM provider", "what the provider answers"),
+	}
+}
+
 // Carriers (SMS gateways, HLR services, GSM providers) are Lua named handlers:
 // narayana.handler("sms", name, fn) and narayana.handler("gsm", name, fn). The billing
 // never talks to a carrier by itself; without scripts, or without a handler of the name

@@ -14,6 +14,26 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// invoiceMethods declares the methods whose handlers are in this file: the reference's
+// "Finances and statistics".
+func (s *Service) invoiceMethods() []Method {
+	return []Method{
+		method("getPaymentMethods", 0, s.getPaymentMethods).
+			Doc("list the allowed payment methods", "the payment methods"),
+		method("finishInvoice", 0, s.finishInvoice, "handler:string", "invoice:int").
+			Doc("take a payment handler's request when a payment finishes", "what the payment handler answers"),
+		method("createInvoice", 1, s.createInvoice, "payment_method:string", "payment_type:string",
+			"payment_amount:money!").
+			Doc("create a payment invoice", "the invoice's data"),
+		method("getInvoices", 1, s.getInvoices, "own:bool=true", "bank:bool=false", "done:bool").
+			Doc("list the invoices", "the invoices"),
+		method("getInvoiceInfo", 1, s.getInvoiceInfo, "invoice:int", "id:int").
+			Doc("get an invoice's data", "the invoice's data"),
+		method("deleteInvoice", 33, s.deleteInvoice, "invoice:int!").
+			Doc("delete an invoice", "true"),
+	}
+}
+
 // Invoice statuses (the reference leaves them open).
 const (
 	InvoiceUnpaid   = 0 // created, waiting for the payment

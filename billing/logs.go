@@ -9,6 +9,18 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// logMethods declares the methods whose handlers are in this file: the reference's "Event
+// log".
+func (s *Service) logMethods() []Method {
+	return []Method{
+		method("getLogs", 1, s.getLogs, "limit:int=100", "only_completed:bool=false",
+			"resolve_info:bool=false", "user:string").
+			Doc("get the event log", "the log's records"),
+		method("deleteLogs", 1, s.deleteLogs, "user:string").
+			Doc("delete the event log", "true"),
+	}
+}
+
 // logRecord is a call_log row.
 type logRecord struct {
 	ID          int64       `db:"id"`

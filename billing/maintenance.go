@@ -10,6 +10,15 @@ import (
 	"github.com/narayana/narayanad/db"
 )
 
+// maintenanceMethods declares the methods whose handlers are in this file: the reference's
+// "Technical maintenance".
+func (s *Service) maintenanceMethods() []Method {
+	return []Method{
+		method("doMaintenance", 90, s.doMaintenance).
+			Doc("run the periodic work: exchange rates, invoices, direct numbers", "true"),
+	}
+}
+
 // maxRenewPeriods bounds the months one run catches up on for a DID whose expiration
 // lies far back (maintenance did not run for a long time).
 const maxRenewPeriods = 24

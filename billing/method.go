@@ -19,7 +19,8 @@ type Method struct {
 	Handler Handler
 	// AllowLocked lets a locked user through the gate: callPrepare answers that itself.
 	AllowLocked bool
-	Summary     string
+	Summary     string // what the method does, in one line (the reference's, shortened)
+	Answers     string // what its response carries when it succeeds
 }
 
 // Handler runs a method once the gate and argument binding have passed.
@@ -145,6 +146,13 @@ func method(name string, level int, h Handler, args ...string) Method {
 	for _, s := range args {
 		m.Args = append(m.Args, arg(s))
 	}
+	return m
+}
+
+// Doc sets the method's one-line summary and what it answers, for docs/METHODS.md and
+// GET /openapi.json.
+func (m Method) Doc(summary, answers string) Method {
+	m.Summary, m.Answers = summary, answers
 	return m
 }
 

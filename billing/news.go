@@ -12,6 +12,25 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// newsMethods declares the methods whose handlers are in this file: the reference's "News and
+// broadcast messages".
+func (s *Service) newsMethods() []Method {
+	return []Method{
+		method("getNews", 0, s.getNews, "id:string", "all:bool=false", "broadcast:bool=false").
+			Doc("get the news, or one news item", "the news, or one item"),
+		method("addNews", 33, s.addNews, "id:string!", "isbroadcast:bool=false", "user:string",
+			"access:int=0", "language:string", "typ:ustring{info,warning,error,success}=info",
+			"broadcast:string", "header:string", "message:string").
+			Doc("add a news item or broadcast message", "true"),
+		method("updateNews", 33, s.updateNews, "id:string!", "isbroadcast:bool", "user:string",
+			"access:int", "language:string", "typ:ustring{info,warning,error,success}", "broadcast:string",
+			"header:string", "message:string").
+			Doc("update a news item", "true"),
+		method("deleteNews", 33, s.deleteNews, "id:string!").
+			Doc("delete a news item", "true"),
+	}
+}
+
 // News and broadcast messages.
 //
 // Choices where the reference is vague:
@@ -64,6 +83,7 @@ func (n *News) view(tz float64) map[string]any {
 	}
 }
 
+// getNews gets the news, or one news item.
 func (s *Service) getNews(r *Request) (any, error) {
 	var reader *User
 	if r.Caller.User != nil {
@@ -162,6 +182,7 @@ func (s *Service) newsFields(r *Request, n *News) error {
 	return nil
 }
 
+// addNews adds a news item or broadcast message.
 func (s *Service) addNews(r *Request) (any, error) {
 	actor, err := r.Actor()
 	if err != nil {
@@ -210,6 +231,7 @@ func (s *Service) ownedNews(r *Request, id string) (*News, error) {
 	return &n, nil
 }
 
+// updateNews updates a news item.
 func (s *Service) updateNews(r *Request) (any, error) {
 	actor, err := r.Actor()
 	if err != nil {
@@ -229,6 +251,7 @@ func (s *Service) updateNews(r *Request) (any, error) {
 	return nil, err
 }
 
+// deleteNews deletes a news item.
 func (s *Service) deleteNews(r *Request) (any, error) {
 	n, err := s.ownedNews(r, r.Str("id"))
 	if err != nil {

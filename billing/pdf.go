@@ -13,6 +13,20 @@ import (
 	"github.com/narayana/narayanad/billing/money"
 )
 
+// pdfMethods declares the methods whose handlers are in this file: the reference's "Finances
+// and statistics".
+func (s *Service) pdfMethods() []Method {
+	return []Method{
+		method("generateInvoice", 1, s.generateInvoice, "invoice:int!", "date:string", "deadline:string",
+			"services:string!").
+			Doc("generate a PDF invoice from the given data (deprecated: viewInvoice)", "a PDF (not an envelope)"),
+		method("monthlyInvoice", 1, s.monthlyInvoice, "month:int", "email:bool=true").
+			Doc("generate the monthly invoice", "a PDF (not an envelope)"),
+		method("viewInvoice", 1, s.viewInvoice, "invoice:int", "id:int").
+			Doc("download an invoice as PDF", "a PDF (not an envelope)"),
+	}
+}
+
 // invoiceDoc is what an invoice PDF shows.
 type invoiceDoc struct {
 	Title    string   // "Invoice No. 12"

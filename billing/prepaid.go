@@ -18,6 +18,28 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// prepaidMethods declares the methods whose handlers are in this file: the reference's "Data
+// security".
+func (s *Service) prepaidMethods() []Method {
+	return []Method{
+		method("registerRequest", 0, s.registerRequest, "signature:string!").
+			Doc("request a registration: generate an invite code", "the invite code"),
+		method("registerByCode", 0, s.registerByCode, "code:string!", "register:bool=false", "user:string",
+			"web_password:string", "language:string").
+			Doc("register a new user with an invite code", "true"),
+		method("activatePrepaidCode", 1, s.activatePrepaidCode, "code:string!", "amount:money=0").
+			Doc("activate an invite code (prepaid card code) on the user's account", "true"),
+		method("getPrepaidCodes", 1, s.getPrepaidCodes, "active:bool=false", "all:bool=false",
+			"count:bool=false").
+			Doc("list the generated invite codes (prepaid card codes)", "the invite codes, or their count"),
+		method("createPrepaidCode", 1, s.createPrepaidCode, "accesslevel:int=10", "balance:money=0",
+			"target:string").
+			Doc("generate an invite code (prepaid card code)", "the invite code"),
+		method("deletePrepaidCode", 1, s.deletePrepaidCode, "code:string!").
+			Doc("delete an unused invite code (prepaid card code)", "true"),
+	}
+}
+
 // Prepaid codes (invites) and registration by code.
 //
 // A code holds money. createPrepaidCode takes the code's balance out of the creator's
@@ -140,6 +162,7 @@ func isTarget(ctx context.Context, q db.Queryer, target string, u *User) (bool, 
 	return n > 0, err
 }
 
+// registerRequest answers a registration request with a new invite code.
 func (s *Service) registerRequest(r *Request) (any, error) {
 	sig := r.Str("signature")
 	if len(sig) > 256 {
@@ -171,6 +194,7 @@ func (s *Service) registerRequest(r *Request) (any, error) {
 	return code, err
 }
 
+// createPrepaidCode generates an invite code (prepaid card code).
 func (s *Service) createPrepaidCode(r *Request) (any, error) {
 	creator, err := r.User()
 	if err != nil {
@@ -256,6 +280,7 @@ func (s *Service) createPrepaidCode(r *Request) (any, error) {
 	return code, err
 }
 
+// activatePrepaidCode activates an invite code (prepaid card code) on the user's account.
 func (s *Service) activatePrepaidCode(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {
@@ -315,6 +340,7 @@ func (s *Service) activatePrepaidCode(r *Request) (any, error) {
 	})
 }
 
+// getPrepaidCodes lists the generated invite codes (prepaid card codes).
 func (s *Service) getPrepaidCodes(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {
@@ -354,6 +380,7 @@ func (s *Service) getPrepaidCodes(r *Request) (any, error) {
 	return out, nil
 }
 
+// deletePrepaidCode deletes an unused invite code (prepaid card code).
 func (s *Service) deletePrepaidCode(r *Request) (any, error) {
 	actor, err := r.Actor()
 	if err != nil {
@@ -406,6 +433,7 @@ func (s *Service) deletePrepaidCode(r *Request) (any, error) {
 	})
 }
 
+// registerByCode registers a new user with an invite code.
 func (s *Service) registerByCode(r *Request) (any, error) {
 	name, pw, register := r.Str("user"), r.Str("web_password"), r.Bool("register")
 	if register && (name == "" || pw == "") {

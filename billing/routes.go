@@ -12,6 +12,31 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// routeMethods declares the methods whose handlers are in this file: the reference's
+// "Routing".
+func (s *Service) routeMethods() []Method {
+	return []Method{
+		method("getRoutes", 22, s.getRoutes, "update:bool=false", "type:ustring{all,sip,sms,default}=all",
+			"all:bool=false").
+			Doc("list the accessible routes", "the routes and their data"),
+		method("getRouteInfo", 22, s.getRouteInfo, "id:int!").
+			Doc("get a route's data by its id", "the route's data"),
+		method("addRoute", 22, s.addRoute, "route:string!", "type:ustring{sip,sms}!", "sip_server:string",
+			"prefix:string=", "host:string", "user:string", "fromuser:bool=false", "pass:string",
+			"callerid:int=2", "balance_handler:string", "balance_username:string",
+			"balance_password:string").
+			Doc("add a route to the routing", "true"),
+		method("updateRoute", 22, s.updateRoute, "id:int!", "route:string", "prefix:string", "host:string",
+			"user:string", "fromuser:bool", "pass:string", "callerid:int", "sip_server:string",
+			"balance_handler:string", "balance_username:string", "balance_password:string").
+			Doc("update a route's parameters", "true"),
+		method("updateRouteState", 22, s.updateRouteState, "id:int!", "state:bool!").
+			Doc("turn a route on or off", "true"),
+		method("deleteRoute", 22, s.deleteRoute, "id:int!").
+			Doc("delete a route from the routing", "true"),
+	}
+}
+
 // Route is a row of the routes table: a trunk that calls (or SMS) leave through.
 //
 // Ownership: a route belongs to its owner's managers (keys.Users.Manages). A system route
@@ -180,6 +205,7 @@ func (s *Service) getRoutes(r *Request) (any, error) {
 	return out, nil
 }
 
+// getRouteInfo gets a route's data by its id.
 func (s *Service) getRouteInfo(r *Request) (any, error) {
 	actor, err := r.Actor()
 	if err != nil {
@@ -272,6 +298,7 @@ func (s *Service) addRoute(r *Request) (any, error) {
 	})
 }
 
+// updateRoute updates a route's parameters.
 func (s *Service) updateRoute(r *Request) (any, error) {
 	cols, vals, err := routeFields(r)
 	if err != nil {
@@ -296,6 +323,7 @@ func (s *Service) updateRoute(r *Request) (any, error) {
 	})
 }
 
+// updateRouteState turns a route on or off.
 func (s *Service) updateRouteState(r *Request) (any, error) {
 	return nil, s.ratingTx(r, func(tx *db.Tx) error {
 		if _, err := r.ownedRoute(r.ctx, tx, r.Int("id")); err != nil {

@@ -15,6 +15,15 @@ import (
 	"github.com/narayana/narayanad/lua"
 )
 
+// scriptMethods declares the methods whose handlers are in this file: the reference's "Call
+// processing".
+func (s *Service) scriptMethods() []Method {
+	return []Method{
+		method("createTTS", 50, s.createTTS, "text:string!", "lang:string").
+			Doc("turn text into speech", "a WAV audio stream (not an envelope)"),
+	}
+}
+
 // startScripts loads the Lua extensions of scripts_dir (none when it is empty), wires
 // narayana.call to the method table and declares the script methods beside the
 // built-in ones. A failing set of scripts stops the start-up with its error.

@@ -42,7 +42,7 @@ type Raw struct {
 	Body        []byte
 }
 
-// Handler returns the HTTP handler: the API route and /healthz.
+// Handler returns the HTTP handler: the API route, /healthz and /openapi.json.
 func (s *Service) Handler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -59,6 +59,7 @@ func (s *Service) Handler() http.Handler {
 		c.JSON(status, Envelope{Response: apierr.UnknownMethod, Description: http.StatusText(status)})
 	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+	e.GET("/openapi.json", s.serveOpenAPI)
 	api := func(c echo.Context) error { s.serveAPI(c); return nil }
 	e.GET("/billing/api/:version/:apikey/:method", api)
 	e.POST("/billing/api/:version/:apikey/:method", api)

@@ -16,6 +16,31 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// simMethods declares the methods whose handlers are in this file: the reference's "SIM-
+// cards".
+func (s *Service) simMethods() []Method {
+	return []Method{
+		method("getSIMList", 1, s.getSIMList, "all:bool=true", "own:bool=false").
+			Doc("list the SIM cards", "the SIM cards"),
+		method("getSIMInfo", 1, s.getSIMInfo, "iccid:string!").
+			Doc("get a SIM card's data", "the SIM card's data"),
+		method("bindSIM", 1, s.bindSIM, "iccid:string!", "puk1:string!", "puk2:string!").
+			Doc("bind a SIM card to the user", "true"),
+		method("unbindSIM", 1, s.unbindSIM, "iccid:string!").
+			Doc("unbind a SIM card from the user", "true"),
+		method("updateSIM", 1, s.updateSIM, "iccid:string!", "owner:string", "puk1:string", "puk2:string",
+			"sip_extension:string", "callback_cid:string", "directsms:num", "enabled:num").
+			Doc("update a SIM card's parameters", "true"),
+		method("addSIM", 33, s.addSIM, "provider:string", "msisdn:string", "iccid:string!", "puk1:string!",
+			"puk2:string!").
+			Doc("add a SIM card", "true"),
+		method("deleteSIM", 33, s.deleteSIM, "iccid:string!").
+			Doc("delete a SIM card", "true"),
+		method("notifySIM", 50, s.notifySIM, "sim:string!", "from:string!", "text:string!").
+			Doc("send an SMS notification to a SIM card", "true"),
+	}
+}
+
 // SIM cards. Administrators (33+) add and delete cards; a card starts without an owner
 // and disabled. A user binds a card to themselves by proving its PUK1 and PUK2 (printed
 // on the card's carrier), which enables it. Ownership is the one rule: a card belongs to

@@ -19,6 +19,36 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// smsMethods declares the methods whose handlers are in this file: the reference's "SMS".
+func (s *Service) smsMethods() []Method {
+	return []Method{
+		method("receiveSMS", 0, s.receiveSMS, "from:string", "to:string", "text:string",
+			"msg_handler:string").
+			Doc("take in an SMS from an external source", "true"),
+		method("receiveDeliveryReport", 0, s.receiveDeliveryReport, "id:string", "status:string",
+			"msg_handler:string").
+			Doc("take in a delivery report from an external source", "true"),
+		method("msgCallback", 0, s.msgCallback, "msisdn:string", "text:string!", "to:string").
+			Doc("start a callback from an SMS of an external source", "true"),
+		method("readSMS", 1, s.readSMS, "status:num", "did:string").
+			Doc("mark all SMS as read", "true"),
+		method("sendSMS", 1, s.sendSMS, "callerid:string", "to:string!", "text:string!").
+			Doc("send an SMS", "the SMS's unique id"),
+		method("sendHLR", 1, s.sendHLR, "to:string!").
+			Doc("send an HLR request", "the HLR answer: OK,IMSI,MCC,MNC,LAC"),
+		method("sendVoiceMessage", 1, s.sendVoiceMessage, "callerid:string", "to:string!", "text:string!").
+			Doc("send a voice message", "the message's unique id"),
+		method("sendSIPMessage", 1, s.sendSIPMessage, "callerid:string", "to:string!", "text:string!").
+			Doc("send a SIP message to a client", "true"),
+		method("deliveryReport", 1, s.deliveryReport, "id:num!").
+			Doc("get the delivery report of a message by its id", "SMS Sent, SMS Deliv (delivered) or SMS Undeliv (not delivered)"),
+		method("setDeliveryReport", 95, s.setDeliveryReport, "id:num!", "status:num!").
+			Doc("set an SMS's delivery report", "true"),
+		method("getSMS", 95, s.getSMS, "status:num").
+			Doc("list all SMS (deprecated: readSMS)", "the SMS"),
+	}
+}
+
 // SMS. Messages live in the sms table: type `in` (received for a DID's owner), `out`
 // (sent by sendSMS or notifySIM) and `voice` (sendVoiceMessage). status of an incoming
 // message: 0 unread, 1 read; of a sent one: 0 sent, 1 delivered, -1 not delivered (so

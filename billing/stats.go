@@ -7,6 +7,16 @@ import (
 	"github.com/narayana/narayanad/billing/money"
 )
 
+// statsMethods declares the methods whose handlers are in this file: the reference's "Finances
+// and statistics".
+func (s *Service) statsMethods() []Method {
+	return []Method{
+		method("getStats", 1, s.getStats, "financials:bool=false", "statistic:bool=false", "date1:string",
+			"date2:string").
+			Doc("get statistics", "the statistics"),
+	}
+}
+
 // forecastDays is the window the average daily spend is taken over, and the period the
 // recommended payment covers.
 const forecastDays = 30

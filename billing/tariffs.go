@@ -16,6 +16,48 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// tariffMethods declares the methods whose handlers are in this file: the reference's
+// "Directions and tarification".
+func (s *Service) tariffMethods() []Method {
+	return []Method{
+		method("getCurrentRates", 0, s.getCurrentRates, "currency:string").
+			Doc("get the current tariff's prices", "the directions of the user's current tariff"),
+		method("getRatesList", 1, s.getRatesList, "all:bool=false", "is_public:bool=false",
+			"is_option:bool").
+			Doc("list the tariffs", "the tariffs and options the user may see"),
+		method("switchRates", 1, s.switchRates, "id:int!", "state:bool", "sip_extension:string").
+			Doc("change tariff, or connect or disconnect a tariff option", "true"),
+		method("getRates", 1, s.getRates, "id:int!").
+			Doc("get a tariff's (option's) directions by its id", "the tariff's directions"),
+		method("getRatesInfo", 22, s.getRatesInfo, "id:int!").
+			Doc("get a tariff's parameters", "the tariff's parameters"),
+		method("addRates", 22, s.addRates, "table:string=", "name:string!", "bill_type:string=byminute",
+			"is_option:bool=false", "is_public:bool=false", "switch_price:money=0", "multiplier:num=1",
+			"did_multiplier:num=1", "description:string=").
+			Doc("add a tariff", "true"),
+		method("updateRates", 22, s.updateRates, "id:int!", "name:string", "bill_type:string",
+			"is_option:bool", "is_public:bool", "switch_price:money", "multiplier:num",
+			"did_multiplier:num", "description:string").
+			Doc("update a tariff's parameters", "true"),
+		method("deleteRates", 22, s.deleteRates, "id:int!").
+			Doc("delete a tariff", "true"),
+		method("addDirection", 22, s.addDirection, "rates:int!", "direction:int!", "cost:money!",
+			"route:int!", "priority:int=1").
+			Doc("add a direction to a tariff", "true"),
+		method("updateDirection", 22, s.updateDirection, "rates:int!", "direction:int!", "prior:int=1",
+			"cost:money", "route:int", "priority:int").
+			Doc("update a direction's parameters in a tariff", "true"),
+		method("updateDirections", 22, s.updateDirections, "rates:int!", "directions:string!").
+			Doc("update many directions of a tariff at once", "true"),
+		method("deleteDirection", 22, s.deleteDirection, "rates:int!", "direction:int!", "prior:int=1").
+			Doc("delete a direction from a tariff", "true"),
+		method("updateMarkup", 22, s.updateMarkup, "rates:int!", "markup:num!").
+			Doc("raise every price of a tariff by a markup", "true"),
+		method("copyDirections", 22, s.copyDirections, "rates:int!").
+			Doc("copy the caller's current tariff into the selected tariff", "true"),
+	}
+}
+
 // Rate is a tariff (or a tariff option): a row of the rates table. Costs, switch_price
 // and multipliers are micro-units (multipliers: 1_000_000 is ×1).
 //
@@ -236,6 +278,7 @@ func (s *Service) getRatesList(r *Request) (any, error) {
 	return out, nil
 }
 
+// getRatesInfo gets a tariff's parameters.
 func (s *Service) getRatesInfo(r *Request) (any, error) {
 	t, err := r.visibleRate(r.Int("id"))
 	if err != nil {
@@ -314,6 +357,7 @@ func (s *Service) addRates(r *Request) (any, error) {
 	return true, nil
 }
 
+// updateRates updates a tariff's parameters.
 func (s *Service) updateRates(r *Request) (any, error) {
 	cols, vals, err := s.rateFields(r, s.DB.Q())
 	if err != nil {
@@ -835,6 +879,7 @@ func parseEntryChanges(text string) ([]entryChange, error) {
 	return out, nil
 }
 
+// deleteDirection deletes a direction from a tariff.
 func (s *Service) deleteDirection(r *Request) (any, error) {
 	return nil, s.ratingTx(r, func(tx *db.Tx) error {
 		if _, err := r.ownedRate(r.ctx, tx, r.Int("rates")); err != nil {

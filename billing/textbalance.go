@@ -8,6 +8,15 @@ import (
 	"github.com/narayana/narayanad/billing/money"
 )
 
+// textBalanceMethods declares the methods whose handlers are in this file: the reference's
+// "Call processing".
+func (s *Service) textBalanceMethods() []Method {
+	return []Method{
+		method("getTextBalance", 50, s.getTextBalance, "balance:num", "currency:string").
+			Doc("get the user's balance as words for Asterisk's voice", "the balance as text to be spoken"),
+	}
+}
+
 // getTextBalance(50) spells a balance as Asterisk sound names joined by `&`, ready for
 // Playback(): the user's balance in the user's currency, or `balance` (an amount in
 // `currency`, default the user's). The language is the extension's sip_language (`ru…` is

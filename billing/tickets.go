@@ -11,6 +11,29 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// ticketMethods declares the methods whose handlers are in this file: the reference's "Ticket
+// system".
+func (s *Service) ticketMethods() []Method {
+	return []Method{
+		method("getUnreadTickets", 1, s.getUnreadTickets).
+			Doc("count the unread tickets (no longer used by the reference's own clients)", "the number of unread tickets"),
+		method("createTicket", 1, s.createTicket, "destination:string", "subject:string",
+			"message:string!", "comment:string", "ticket:int").
+			Doc("open a ticket or answer an existing one", "the ticket's number"),
+		method("getTickets", 1, s.getTickets, "limit:int=800", "all:bool=false").
+			Doc("list the tickets", "the tickets"),
+		method("getTicket", 1, s.getTicket, "ticket:int!").
+			Doc("get a ticket", "the ticket's messages"),
+		method("updateTicket", 1, s.updateTicket, "ticket:int!",
+			"action:ustring{close,open,markunread,mark_unread,assign}=open", "assign_to:string").
+			Doc("change a ticket's status", "true"),
+		method("deleteTicket", 33, s.deleteTicket, "ticket:int", "username:string").
+			Doc("delete a ticket", "true"),
+		method("deleteMessage", 33, s.deleteMessage, "id:int!").
+			Doc("delete a ticket's message", "true"),
+	}
+}
+
 // Ticket system. A ticket is a conversation; each row of `tickets` is one message, and
 // the ticket's number is the id of its first message. A message's status is 1 while its
 // recipient has not read it, 0 once read, -1 when the ticket is closed (getInfo's
@@ -136,6 +159,7 @@ func (s *Service) ticket(r *Request, n int64) ([]TicketMsg, *User, error) {
 	return msgs, u, nil
 }
 
+// getUnreadTickets counts the unread tickets (no longer used by the reference's own clients).
 func (s *Service) getUnreadTickets(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {
@@ -189,6 +213,7 @@ func (s *Service) ticketDestination(r *Request, sender *User, dest string) (stri
 	return d.Username, nil
 }
 
+// createTicket opens a ticket or answers an existing one.
 func (s *Service) createTicket(r *Request) (any, error) {
 	sender, err := r.User()
 	if err != nil {
@@ -258,6 +283,7 @@ func (s *Service) createTicket(r *Request) (any, error) {
 	})
 }
 
+// getTickets lists the tickets.
 func (s *Service) getTickets(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {
@@ -323,6 +349,7 @@ func (s *Service) getTickets(r *Request) (any, error) {
 	return out, nil
 }
 
+// getTicket gets a ticket.
 func (s *Service) getTicket(r *Request) (any, error) {
 	n := r.Int("ticket")
 	msgs, u, err := s.ticket(r, n)
@@ -350,6 +377,7 @@ func (s *Service) getTicket(r *Request) (any, error) {
 	return out, err
 }
 
+// updateTicket changes a ticket's status.
 func (s *Service) updateTicket(r *Request) (any, error) {
 	n := r.Int("ticket")
 	msgs, u, err := s.ticket(r, n)
@@ -402,6 +430,7 @@ func (s *Service) updateTicket(r *Request) (any, error) {
 	return nil, err
 }
 
+// deleteTicket deletes a ticket.
 func (s *Service) deleteTicket(r *Request) (any, error) {
 	if r.Has("ticket") {
 		n := r.Int("ticket")
@@ -424,6 +453,7 @@ func (s *Service) deleteTicket(r *Request) (any, error) {
 	return nil, err
 }
 
+// deleteMessage deletes a ticket's message.
 func (s *Service) deleteMessage(r *Request) (any, error) {
 	var n int64
 	err := s.DB.Q().Get(r.ctx, &n, `SELECT ticket FROM tickets WHERE id = ?`, r.Int("id"))

@@ -17,6 +17,34 @@ import (
 	"github.com/narayana/narayanad/keys"
 )
 
+// userMethods declares the methods whose handlers are in this file: the reference's "User",
+// "User control".
+func (s *Service) userMethods() []Method {
+	return []Method{
+		// User
+		method("getInfo", 1, s.getInfo).
+			Doc("get the user's data", "the user's attributes with their SIP accounts, DIDs, SIM cards and broadcasts"),
+		method("getValue", 1, s.getValue, "property:string!").
+			Doc("get one attribute of the user", "the attribute's value"),
+		method("updateUser", 1, s.updateUser, "user:string", "web_password:string", "accesslevel:int",
+			"active:int", "account:int", "currency:string", "language:string", "timezone:num", "rates:int",
+			"allowed_rates:string", "allowed_call_len:int", "notify_email:string", "notify_balance:int",
+			"notify_did:int", "notify_ticket:int", "notify_balance_limit:money", "invites:int",
+			"comment:string").
+			Doc("update the user's data", "true"),
+		// User control
+		method("getUsers", 22, s.getUsers, "all:bool=false").
+			Doc("list the users", "the users"),
+		method("registerUser", 22, s.registerUser, "user:string!", "web_password:string!",
+			"accesslevel:int=11", "sip_server:string", "sip_extension:string", "sip_password:string",
+			"balance:money=0", "language:string="+s.Config.DefaultLanguage, "currency:string=EUR",
+			"sip_srtp:bool=false", "account:string=auto").
+			Doc("register a new user", "true"),
+		method("deleteUser", 22, s.deleteUser, "user:string!").
+			Doc("delete a user", "true"),
+	}
+}
+
 // Access levels of the reference's User object.
 var accessLevels = map[int64]bool{10: true, 11: true, 22: true, 25: true, 33: true, 44: true}
 
@@ -78,6 +106,7 @@ func (s *Service) userView(ctx context.Context, r *Request, u *User) (map[string
 	return v, exts, nil
 }
 
+// getInfo gets the user's data.
 func (s *Service) getInfo(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {
@@ -158,6 +187,7 @@ func (s *Service) broadcastsFor(ctx context.Context, u *User) ([]map[string]any,
 	return out, err
 }
 
+// getValue gets one attribute of the user.
 func (s *Service) getValue(r *Request) (any, error) {
 	info, err := s.getInfo(r)
 	if err != nil {
@@ -189,6 +219,7 @@ var userColumns = []struct {
 	{"notify_balance_limit", "notify_balance_limit", false}, {"web_password", "password_hash", false},
 }
 
+// updateUser updates the user's data.
 func (s *Service) updateUser(r *Request) (any, error) {
 	target, err := r.Target("user")
 	if err != nil {
@@ -331,6 +362,7 @@ func (s *Service) managedIDs(ctx context.Context, actor *User, all bool) ([]int6
 	return out, err
 }
 
+// getUsers lists the users.
 func (s *Service) getUsers(r *Request) (any, error) {
 	actor, err := r.User()
 	if err != nil {
@@ -357,6 +389,7 @@ func (s *Service) getUsers(r *Request) (any, error) {
 
 var extensionPattern = regexp.MustCompile(`^[0-9]{5}([0-9]{2})?$`)
 
+// registerUser registers a new user.
 func (s *Service) registerUser(r *Request) (any, error) {
 	registrar, err := r.User()
 	if err != nil {
@@ -480,6 +513,7 @@ func createExtension(ctx context.Context, tx *db.Tx, e newExtension) error {
 	return err
 }
 
+// deleteUser deletes a user.
 func (s *Service) deleteUser(r *Request) (any, error) {
 	u, err := r.Owned(r.Str("user"))
 	if err != nil {
