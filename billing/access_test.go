@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 )
 
 // TestAccessMatrix is generated from the method table: every method called one level

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
 )

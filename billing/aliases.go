@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 )
 
 // aliasIDs lists the ids of a getAliases answer by alias name.

@@ -16,8 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/asterisk"
-	"github.com/narayana/narayanad/billing/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
 	"github.com/narayana/narayanad/lua"

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/asterisk/amisim"
-	"github.com/narayana/narayanad/billing/apierr"
 )
 
 // amiEnv is an env whose AMI connections are closed when the test ends, with a short

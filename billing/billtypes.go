@@ -5,7 +5,7 @@ import (
 	"errors"
 	"regexp"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 )
 

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/money"
 )
 
 // The dialplan replay: contrib/asterisk/extensions.conf builds its callPrepare and

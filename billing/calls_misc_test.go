@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 )
 
 func TestCallCompanions(t *testing.T) {

@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
+	"github.com/narayana/narayanad/money"
 )
 
 // astKey is the Asterisk's server key: auth_by sip_extension, so answers are plain text.

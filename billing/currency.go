@@ -4,9 +4,9 @@ import (
 	"context"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/money"
 )
 
 // currencyMethods declares the methods whose handlers are in this file: the reference's

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 )
 
 func TestDIDRulePatterns(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/db/dbtest"
 )

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 )
 
 // The user docs that are generated from the tables they describe, so they cannot drift:

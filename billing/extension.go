@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 )
 

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 )
 
 func TestExtensions(t *testing.T) {

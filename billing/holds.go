@@ -5,8 +5,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/narayana/narayanad/billing/money"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/money"
 )
 
 // holds mirrors what the call path reads of an account: its balance, overdraft and

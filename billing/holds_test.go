@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
+	"github.com/narayana/narayanad/money"
 )
 
 // TestCallPathSeesEveryWriter: on SQLite the call path answers from the group-commit

@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/money"
 	"github.com/narayana/narayanad/billing/rating"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/money"
 )
 
 // The imports (`narayanad import directions|rates`) apply a CSV file in one transaction:

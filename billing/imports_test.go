@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/billing/rating"
 )
 

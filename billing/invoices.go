@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
+	"github.com/narayana/narayanad/money"
 )
 
 // invoiceMethods declares the methods whose handlers are in this file: the reference's

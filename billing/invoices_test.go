@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/db/dbtest"
+	"github.com/narayana/narayanad/money"
 )
 
 // paymentScript registers two payment handlers: a card provider that signs its

@@ -5,9 +5,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/money"
 )
 
 // Ledger kinds: why a balance changed.

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/narayana/narayanad/billing/money"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/money"
 )
 
 // maintenanceMethods declares the methods whose handlers are in this file: the reference's

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
+	"github.com/narayana/narayanad/money"
 )
 
 // Method is one API method, declared once: the router, the gate, argument binding, the

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
+	"github.com/narayana/narayanad/money"
 )
 
 // syncBuffer is a log destination the test reads while the daemon writes.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
+	"github.com/narayana/narayanad/money"
 )
 
 func TestUsersAndAccounts(t *testing.T) {

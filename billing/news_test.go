@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 )
 
 // newsIDs lists the ids of a getNews answer, sorted.

@@ -9,8 +9,8 @@ import (
 
 	"github.com/go-pdf/fpdf"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
+	"github.com/narayana/narayanad/money"
 )
 
 // pdfMethods declares the methods whose handlers are in this file: the reference's "Finances

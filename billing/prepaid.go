@@ -12,10 +12,10 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
+	"github.com/narayana/narayanad/money"
 )
 
 // prepaidMethods declares the methods whose handlers are in this file: the reference's "Data

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
+	"github.com/narayana/narayanad/money"
 )
 
 // checkCodeMoney: the money in codes is the money the ledger moved into them, so

@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/narayana/narayanad/billing/money"
 	"github.com/narayana/narayanad/billing/rating"
+	"github.com/narayana/narayanad/money"
 )
 
 // ratingCheckEvery bounds how often the call path asks the database whether the rating

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
+	"github.com/narayana/narayanad/money"
 )
 
 // routeMethods declares the methods whose handlers are in this file: the reference's

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/lua"
+	"github.com/narayana/narayanad/money"
 )
 
 // scriptMethods declares the methods whose handlers are in this file: the reference's "Call

@@ -18,9 +18,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/keys"
+	"github.com/narayana/narayanad/money"
 )
 
 // Versions the route accepts (2.3 adds sip_host, sip_options, sip_address).

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/billing/rating"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
+	"github.com/narayana/narayanad/money"
 )
 
 // simMethods declares the methods whose handlers are in this file: the reference's "SIM-

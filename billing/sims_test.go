@@ -3,7 +3,7 @@ package billing
 import (
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/db/dbtest"
 )

@@ -6,7 +6,7 @@ import (
 	"net"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 )
 

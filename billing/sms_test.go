@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/asterisk/amisim"
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/db/dbtest"
+	"github.com/narayana/narayanad/money"
 )
 
 // carrierScript is a carrier "acme" that accepts messages (but refuses one number), a

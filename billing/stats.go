@@ -3,8 +3,8 @@ package billing
 import (
 	"time"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
+	"github.com/narayana/narayanad/money"
 )
 
 // statsMethods declares the methods whose handlers are in this file: the reference's "Finances

@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 )
 
 func (e *env) entryCost(rates, direction, priority int) int64 {

@@ -4,8 +4,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
+	"github.com/narayana/narayanad/money"
 )
 
 // textBalanceMethods declares the methods whose handlers are in this file: the reference's

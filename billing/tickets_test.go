@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/apierr"
+	"github.com/narayana/narayanad/apierr"
 )
 
 // ticketList is a getTickets or getTicket answer as a list of objects.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"database/sql"
 
-	"github.com/narayana/narayanad/billing/apierr"
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/keys"
+	"github.com/narayana/narayanad/money"
 )
 
 // User is a user row with its account (the reference's "User" object, less the SIP part).

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/money"
 )
 
 // countryCodes is a realistic spread of 1-, 2- and 3-digit country codes.

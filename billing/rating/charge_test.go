@@ -6,7 +6,7 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/money"
 )
 
 func TestBilledSeconds(t *testing.T) {

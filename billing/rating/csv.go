@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/money"
 )
 
 // LineError is a bad line of a CSV import, or the error the callback returned for it.

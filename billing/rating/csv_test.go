@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/money"
 )
 
 func readDirs(t *testing.T, in string) ([]Direction, int, error) {

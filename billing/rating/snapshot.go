@@ -7,7 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/money"
 )
 
 // Errors of Rate. Callers compare with errors.Is: the returned errors wrap these with the

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/narayana/narayanad/billing/money"
+	"github.com/narayana/narayanad/money"
 )
 
 // testSnapshot: tariff 1 (base, byminute), option 2 (by_second, Germany only), option 3
