@@ -85,26 +85,7 @@ func TestServeLifecycle(t *testing.T) {
 		}
 	}
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--db", dsn, "--listen", addr)
-	var logs bytes.Buffer
-	cmd.Stderr, cmd.Stdout = &logs, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	ready := false
-	for i := 0; i < 100 && !ready; i++ {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			ready = resp.StatusCode == 200
-			resp.Body.Close()
-		}
-		if !ready {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	if !ready {
-		t.Fatalf("never healthy:\n%s", logs.String())
-	}
+	cmd, logs := startServe(t, bin, "--db", dsn, "--listen", addr)
 	resp, err := http.Get(fmt.Sprintf("http://%s/billing/api/2.2/0123456789abc/getInfo?login=root&password=%s", addr, "900150983cd24fb0d6963f7d28e17f72"))
 	if err != nil {
 		t.Fatal(err)
@@ -186,32 +167,16 @@ func TestSecondSignalAborts(t *testing.T) {
 	bin := buildBinary(t, dir)
 	dsn := initSQLite(t, bin, dir)
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--db", dsn, "--listen", addr)
-	var logs bytes.Buffer
-	cmd.Stderr, cmd.Stdout = &logs, io.Discard
-	if err := cmd.Start(); err != nil {
+	cmd, logs := startServe(t, bin, "--db", dsn, "--listen", addr)
+	exited := make(chan error, 1)
+	// A request in flight: its headers never end (the server waits up to its 10 s
+	// ReadHeaderTimeout for them).
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
-	exited := make(chan error, 1)
-	var conn net.Conn
-	for i := 0; i < 100; i++ {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			// A request in flight: its headers never end (the server waits up to its
-			// 10 s ReadHeaderTimeout for them).
-			if conn, err = net.Dial("tcp", addr); err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n"))
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if conn == nil {
-		t.Fatalf("never healthy:\n%s", logs.String())
-	}
+	defer conn.Close()
+	conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n"))
 	time.Sleep(200 * time.Millisecond) // the server reads the first bytes: the connection is active
 	go func() { exited <- cmd.Wait() }()
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -250,4 +215,35 @@ func initSQLite(t *testing.T, bin, dir string) string {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
 	return dsn
+}
+
+// startServe starts `narayanad serve` with args (which must include --listen) and waits
+// until /healthz answers; the daemon is killed when the test ends. Its stderr (the log)
+// is in the buffer.
+func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	var addr string
+	for i, a := range args {
+		if a == "--listen" && i+1 < len(args) {
+			addr = args[i+1]
+		}
+	}
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	logs := &bytes.Buffer{}
+	cmd.Stderr, cmd.Stdout = logs, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return cmd, logs
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("never healthy:\n%s", logs.String())
+	return nil, nil
 }
