@@ -289,7 +289,7 @@ func TestImportDeck(t *testing.T) {
 		}
 		bad := big.String() + "99;Bulk 7;0,02\n" // line 2502: another rate for Bulk 7
 		for body, line := range map[string]int{
-			bad: 2502,
+			bad:                             2502,
 			big.String() + "99;Bulk;zero\n": 2502,
 			"Prefix;Destination;Rate\n49;Germany;0,0049\n4x;Germany;0,0049\n": 3,
 			"": 1,
