@@ -231,6 +231,33 @@ func runExportDirections(ctx context.Context, args []string, stdout, stderr io.W
 	return billing.ExportDirections(ctx, d, stdout)
 }
 
+// runExportCalls is `narayanad export calls`: the call records of a date range as CSV on
+// stdout, streamed (billing.ExportCalls).
+func runExportCalls(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export calls", stderr)
+	dsn := dsnFlag(fs)
+	from := fs.String("from", "", "the first day (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, UTC)")
+	to := fs.String("to", "", "the last day, included (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, UTC)")
+	config := fs.String("config", "", "configuration file (for the system currency)")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" {
+		return usagef("export calls needs --from DATE and --to DATE")
+	}
+	cfg, err := loadConfig(*config)
+	if err != nil {
+		return err
+	}
+	d, err := openChecked(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = billing.ExportCalls(ctx, d, billing.CallsExport{From: *from, To: *to, Currency: cfg.Currency}, stdout)
+	return err
+}
+
 // importError names the file and line of a bad row and says that nothing was applied.
 func importError(path string, err error) error {
 	var le *rating.LineError

@@ -51,6 +51,8 @@ func init() {
 			"--db DSN --rates ID", runExportRates},
 		{"export directions", "write every direction code as CSV on stdout (what import directions reads)",
 			"--db DSN", runExportDirections},
+		{"export calls", "write the call records of a date range as CSV on stdout (getLogs' fields, streamed)",
+			"--db DSN --from DATE --to DATE [--config FILE]", runExportCalls},
 		{"key add", "create an API key and print its secret on the last line",
 			"--db DSN --name NAME --level N [--auth-by username|sip_extension|id] [--source MASK] [--owner USER] [--default-user USER] [--key SECRET]", runKeyAdd},
 		{"key list", "list the API keys (never a secret in full)", "--db DSN", runKeyList},
