@@ -527,7 +527,8 @@ func rateEntries(ctx context.Context, q db.Queryer, id int64) ([]entryRow, error
 // rateEntriesPage is rateEntries for `limit` directions after skipping `offset`, by
 // direction id, of those with a name containing search (every one when search is empty).
 // The page of direction ids is chosen first, on the entries' primary key (rates_id,
-// direction_id, priority), so a page of a tariff of 200,000 entries reads only its own.
+// direction_id, priority), then its entries are read by that key: CROSS JOIN keeps
+// SQLite's planner from scanning the whole tariff and probing the page instead.
 func rateEntriesPage(ctx context.Context, q db.Queryer, id, limit, offset int64, search string) ([]entryRow, error) {
 	filter, args := ``, []any{id}
 	if search != "" {
@@ -540,8 +541,8 @@ func rateEntriesPage(ctx context.Context, q db.Queryer, id, limit, offset int64,
 		ORDER BY e.direction_id LIMIT ? OFFSET ?)
 		SELECT e.direction_id, COALESCE((SELECT d.name FROM directions d WHERE d.id = e.direction_id
 		ORDER BY d.code LIMIT 1), '') AS direction, e.priority, e.cost, e.route_id, COALESCE(rt.name, '') AS route
-		FROM page p JOIN rate_entries e ON e.direction_id = p.direction_id LEFT JOIN routes rt ON rt.id = e.route_id
-		WHERE e.rates_id = ? ORDER BY e.direction_id, e.priority`, args...)
+		FROM page p CROSS JOIN rate_entries e LEFT JOIN routes rt ON rt.id = e.route_id
+		WHERE e.rates_id = ? AND e.direction_id = p.direction_id ORDER BY e.direction_id, e.priority`, args...)
 	return rows, err
 }
 
