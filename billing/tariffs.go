@@ -593,7 +593,12 @@ func (s *Service) getRates(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := rateEntriesPage(r.ctx, s.DB.Q(), t.ID, limit, offset, r.Str("search"))
+	var rows []entryRow
+	if !r.Has("limit") && offset == 0 && r.Str("search") == "" {
+		rows, err = rateEntries(r.ctx, s.DB.Q(), t.ID) // the whole tariff, as before paging
+	} else {
+		rows, err = rateEntriesPage(r.ctx, s.DB.Q(), t.ID, limit, offset, r.Str("search"))
+	}
 	if err != nil {
 		return nil, err
 	}
