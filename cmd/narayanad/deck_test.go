@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -122,5 +123,36 @@ func TestImportDeckCommand(t *testing.T) {
 				t.Fatal("the bad deck's first row was applied")
 			}
 		})
+	}
+}
+
+// TestImportProgressOnTerminal: on a terminal (a pseudo-terminal from util-linux's
+// script(1)) an import draws its progress bar on stderr.
+func TestImportProgressOnTerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to give the binary a terminal")
+	}
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	dsn := initSQLite(t, bin, dir)
+	var csv strings.Builder
+	csv.WriteString("id,code,direction,min_len,max_len\n")
+	for i := range 20000 {
+		fmt.Fprintf(&csv, "1,4%d,Zone,,\n", i)
+	}
+	file := filepath.Join(dir, "d.csv")
+	if err := os.WriteFile(file, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(script, "-qec", bin+" import directions --db "+dsn+" "+file, "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "import directions") || !strings.Contains(string(out), "%") || !strings.Contains(string(out), "imported 20000 directions") {
+		t.Fatalf("no progress bar on a terminal: %q", out)
 	}
 }
