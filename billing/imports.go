@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/billing/rating"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/money"
@@ -107,6 +108,182 @@ func ImportRates(ctx context.Context, d *db.DB, ratesID int64, replace bool, r i
 		return up.flush()
 	})
 	return n, err
+}
+
+// DeckSpec says where a carrier's rate deck goes: the tariff, the route its prices are
+// through (a route's name, or its id when no route has that name) and the priority of
+// those entries (1 when 0). With Replace, the tariff's other entries through that route
+// go.
+type DeckSpec struct {
+	RatesID  int64
+	Route    string
+	Priority int
+	Replace  bool
+}
+
+// DeckResult counts what ImportDeck did.
+type DeckResult struct {
+	Rows          int // rows read
+	Directions    int // directions priced in the tariff
+	NewDirections int // of which created
+}
+
+// ImportDeck applies a carrier's rate deck (rating.ReadDeck: prefix, description, rate per
+// minute) to a tariff, in one transaction that bumps the rating version once.
+//
+// Directions: one direction per distinct description. A description that names an
+// existing direction (exactly; the lowest id when several do) reuses its id; any other
+// gets a new id above the current maximum, in the order of first appearance. Each prefix
+// is upserted as a code of its description's direction (a prefix already known moves to
+// it, keeping its min_len and max_len; a new one gets the defaults). Each direction gets
+// one entry in the tariff: the description's rate through the route, at the priority. A
+// description with two different rates is a bad row (a carrier's deck prices a
+// destination once), as is any row rating.ReadDeck refuses; then nothing is applied.
+func ImportDeck(ctx context.Context, d *db.DB, spec DeckSpec, r io.Reader, progress func(rows int)) (DeckResult, error) {
+	var res DeckResult
+	if spec.Priority == 0 {
+		spec.Priority = 1
+	}
+	if spec.Priority < 1 {
+		return res, apierr.New(apierr.InvalidArgument, "priority: 1 or more")
+	}
+	err := changeRating(ctx, d, func(tx *db.Tx) error {
+		if _, err := rateByID(ctx, tx, spec.RatesID); err != nil {
+			return err
+		}
+		route, err := routeNamed(ctx, tx, spec.Route)
+		if err != nil {
+			return err
+		}
+		var known []struct {
+			Name string `db:"name"`
+			ID   int64  `db:"id"`
+		}
+		if err := tx.Select(ctx, &known, `SELECT name, MIN(id) AS id FROM directions GROUP BY name`); err != nil {
+			return err
+		}
+		byName := make(map[string]int64, len(known))
+		var maxID int64
+		for _, k := range known {
+			byName[k.Name] = k.ID
+			maxID = max(maxID, k.ID)
+		}
+		known = nil
+		if spec.Replace {
+			if _, err := tx.Exec(ctx, `DELETE FROM rate_entries WHERE rates_id = ? AND route_id = ?`, spec.RatesID, route); err != nil {
+				return err
+			}
+		}
+		codes, err := newUpserter(ctx, tx, 5, func(rows int) string {
+			return valuesSQL(`INSERT INTO directions (code, id, name, min_len, max_len) VALUES `, 5, rows,
+				` ON CONFLICT (code) DO UPDATE SET id = excluded.id, name = excluded.name`)
+		})
+		if err != nil {
+			return err
+		}
+		defer codes.close()
+		entries, err := newUpserter(ctx, tx, 5, func(rows int) string {
+			return valuesSQL(`INSERT INTO rate_entries (rates_id, direction_id, priority, cost, route_id) VALUES `, 5, rows,
+				` ON CONFLICT (rates_id, direction_id, priority) DO UPDATE SET cost = excluded.cost, route_id = excluded.route_id`)
+		})
+		if err != nil {
+			return err
+		}
+		defer entries.close()
+		type priced struct {
+			id   int64
+			rate money.Micro
+			line int
+		}
+		seen := map[string]priced{}
+		res.Rows, err = rating.ReadDeck(r, func(row rating.DeckRow) error {
+			p, ok := seen[row.Description]
+			switch {
+			case ok && p.rate != row.Rate:
+				return fmt.Errorf("%q costs %s here but %s at line %d", row.Description, row.Rate, p.rate, p.line)
+			case !ok:
+				id, exists := byName[row.Description]
+				if !exists {
+					maxID++
+					id = maxID
+					byName[row.Description] = id
+					res.NewDirections++
+				}
+				p = priced{id: id, rate: row.Rate, line: row.Line}
+				seen[row.Description] = p
+				res.Directions++
+				key := strconv.FormatInt(id, 10)
+				if err := entries.add(key, spec.RatesID, id, spec.Priority, row.Rate, route); err != nil {
+					return err
+				}
+			}
+			if err := codes.add(row.Prefix, row.Prefix, p.id, row.Description, rating.DefaultMinLen, rating.DefaultMaxLen); err != nil {
+				return err
+			}
+			if progress != nil {
+				progress(codes.rows())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := codes.flush(); err != nil {
+			return err
+		}
+		return entries.flush()
+	})
+	return res, err
+}
+
+// routeNamed finds the route a deck's prices go through: by name, else by id when name is
+// a number that no route has as its name.
+func routeNamed(ctx context.Context, q db.Queryer, name string) (int64, error) {
+	var ids []int64
+	if err := q.Select(ctx, &ids, `SELECT id FROM routes WHERE name = ? ORDER BY id`, name); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		if id, err := strconv.ParseInt(name, 10, 64); err == nil && id > 0 {
+			err := q.Select(ctx, &ids, `SELECT id FROM routes WHERE id = ?`, id)
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
+	switch len(ids) {
+	case 0:
+		return 0, apierr.New(apierr.NotExist, "no route %q", name)
+	case 1:
+		return ids[0], nil
+	}
+	return 0, apierr.New(apierr.InvalidArgument, "%d routes are named %q: give the route's id", len(ids), name)
+}
+
+// ExportDirections writes every direction code to w as CSV (header
+// rating.DirectionsHeader), by code: a file ImportDirections reads back.
+func ExportDirections(ctx context.Context, d *db.DB, w io.Writer) error {
+	rows, err := d.QueryContext(ctx, `SELECT id, code, name, min_len, max_len FROM directions ORDER BY code`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cw := csv.NewWriter(w)
+	cw.Write(rating.DirectionsHeader)
+	for rows.Next() {
+		var id int64
+		var code, name string
+		var minLen, maxLen int
+		if err := rows.Scan(&id, &code, &name, &minLen, &maxLen); err != nil {
+			return err
+		}
+		cw.Write([]string{strconv.FormatInt(id, 10), code, name, strconv.Itoa(minLen), strconv.Itoa(maxLen)})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 // ExportRates writes the entries of tariff ratesID to w as CSV (header

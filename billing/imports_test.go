@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -193,6 +194,147 @@ func TestImportExportRates(t *testing.T) {
 		}
 		if got, want := export(), "direction,cost,route,priority\n2,1,"+r2+",1\n"; got != want {
 			t.Fatalf("after replace: %q, want %q", got, want)
+		}
+	})
+}
+
+func TestImportDeck(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		d := e.s.DB
+		if _, err := AddSIPServer(ctx, d.Q(), SIPServerSpec{Name: "sip1", Address: "10.0.0.1"}); err != nil {
+			t.Fatal(err)
+		}
+		e.ok(e.do(e.web, "addRoute", admin("route", "carrierA", "type", "sip", "sip_server", "10.0.0.1")))
+		e.ok(e.do(e.web, "addRoute", admin("route", "carrierB", "type", "sip", "sip_server", "10.0.0.1")))
+		e.ok(e.do(e.web, "addRates", admin("name", "retail")))
+		rates := int64(e.count(`SELECT id FROM rates WHERE name = 'retail'`))
+		routeA := e.count(`SELECT id FROM routes WHERE name = 'carrierA'`)
+		// An existing direction whose name the deck uses keeps its id; new ones go above the
+		// highest id.
+		if _, err := ImportDirections(ctx, d, strings.NewReader("id,code,direction,min_len,max_len\n500,4930,Germany - Fixed,10,12\n"), nil); err != nil {
+			t.Fatal(err)
+		}
+		deck, err := os.ReadFile("../testdata/decks/carrier.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := DeckSpec{RatesID: rates, Route: "carrierA"}
+		v0 := e.ratingVersion()
+		res, err := ImportDeck(ctx, d, spec, bytes.NewReader(deck), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res != (DeckResult{Rows: 395, Directions: 31, NewDirections: 30}) {
+			t.Fatalf("result %+v", res)
+		}
+		if e.ratingVersion() != v0+1 {
+			t.Fatalf("rating version %d after %d: want one bump", e.ratingVersion(), v0)
+		}
+		if n := e.count(`SELECT count(*) FROM directions`); n != 395 {
+			t.Fatalf("%d direction codes", n)
+		}
+		if e.count(`SELECT count(DISTINCT id) FROM directions WHERE id > 500`) != 30 || e.count(`SELECT MAX(id) FROM directions`) != 530 {
+			t.Fatal("new directions are not numbered above the highest id")
+		}
+		// 4930 was Germany - Fixed already: it keeps its lengths; the deck's codes of that
+		// description join direction 500.
+		if e.count(`SELECT count(*) FROM directions WHERE id = 500 AND name = 'Germany - Fixed'`) != 11 ||
+			e.count(`SELECT min_len FROM directions WHERE code = '4930'`) != 10 {
+			t.Fatal("Germany - Fixed")
+		}
+		// The tariff through the API: one direction per description, its rate, the route.
+		view := objs(t, e.ok(e.do(e.web, "getRates", admin("id", fmt.Sprint(rates)))))
+		if len(view) != 31 {
+			t.Fatalf("getRates: %d directions", len(view))
+		}
+		found := false
+		for _, v := range view {
+			if v["direction"] == "Korea, Republic of" {
+				found = true
+				r := v["routing"].([]any)[0].(map[string]any)
+				if jstr(r["cost"]) != "0.013" || jstr(r["route"]) != fmt.Sprint(routeA) || jstr(r["priority"]) != "1" {
+					t.Fatalf("Korea: %v", r)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("no Korea in %v", view)
+		}
+		// The tariff now rates a call: the longest prefix wins.
+		if e.count(`SELECT e.cost FROM rate_entries e JOIN directions d ON d.id = e.direction_id WHERE d.code = '79900' OR d.code = '7990'`) != 31000 {
+			t.Fatal("Russia - Mobile")
+		}
+
+		// The same deck again changes nothing but the version; a second route's deck at
+		// priority 2 adds failover entries beside the first.
+		if res, err := ImportDeck(ctx, d, spec, bytes.NewReader(deck), nil); err != nil || res.NewDirections != 0 {
+			t.Fatalf("again: %+v %v", res, err)
+		}
+		if _, err := ImportDeck(ctx, d, DeckSpec{RatesID: rates, Route: "carrierB", Priority: 2},
+			strings.NewReader("prefix,description,rate\n49,Germany - Fixed,0.006\n"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if e.count(`SELECT count(*) FROM rate_entries WHERE rates_id = ?`, rates) != 32 {
+			t.Fatal("carrierB's entry")
+		}
+
+		// Bad decks: the line, and nothing applied (not even the rows of earlier batches).
+		before := e.count(`SELECT count(*) FROM rate_entries`) + e.count(`SELECT count(*) FROM directions`)
+		v1 := e.ratingVersion()
+		var big strings.Builder
+		big.WriteString("Prefix;Destination;Rate\n")
+		for i := 0; i < 2500; i++ {
+			fmt.Fprintf(&big, "99%d;Bulk %d;0,01\n", 1000+i, i)
+		}
+		bad := big.String() + "99;Bulk 7;0,02\n" // line 2502: another rate for Bulk 7
+		for body, line := range map[string]int{
+			bad:                             2502,
+			big.String() + "99;Bulk;zero\n": 2502,
+			"Prefix;Destination;Rate\n49;Germany;0,0049\n4x;Germany;0,0049\n": 3,
+			"": 1,
+		} {
+			_, err := ImportDeck(ctx, d, spec, strings.NewReader(body), nil)
+			if lineOf(err) != line {
+				t.Fatalf("line %d: %v", line, err)
+			}
+		}
+		if _, err := ImportDeck(ctx, d, spec, strings.NewReader(bad), nil); err == nil || !strings.Contains(err.Error(), `"Bulk 7" costs 0.02 here but 0.01 at line 9`) {
+			t.Fatalf("two rates: %v", err)
+		}
+		for _, s := range []DeckSpec{{RatesID: rates, Route: "nowhere"}, {RatesID: rates + 100, Route: "carrierA"}} {
+			if _, err := ImportDeck(ctx, d, s, bytes.NewReader(deck), nil); apierr.Code(err) != apierr.NotExist {
+				t.Fatalf("%+v: %v", s, err)
+			}
+		}
+		if _, err := ImportDeck(ctx, d, DeckSpec{RatesID: rates, Route: "carrierA", Priority: -1}, bytes.NewReader(deck), nil); apierr.Code(err) != apierr.InvalidArgument {
+			t.Fatalf("priority -1: %v", err)
+		}
+		if e.count(`SELECT count(*) FROM rate_entries`)+e.count(`SELECT count(*) FROM directions`) != before || e.ratingVersion() != v1 {
+			t.Fatal("a failed deck import changed the database")
+		}
+
+		// Replace: the route's entries the deck does not price go; the other route's stay.
+		if _, err := ImportDeck(ctx, d, DeckSpec{RatesID: rates, Route: fmt.Sprint(routeA), Replace: true},
+			strings.NewReader("7;Russia - Fixed;0,02\n"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if e.count(`SELECT count(*) FROM rate_entries WHERE rates_id = ?`, rates) != 2 {
+			t.Fatal("replace")
+		}
+
+		// export directions writes what import directions reads back.
+		var out bytes.Buffer
+		if err := ExportDirections(ctx, d, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(out.String(), "id,code,direction,min_len,max_len\n530,1,United States,0,32\n") || !strings.Contains(out.String(), "\n500,4930,Germany - Fixed,10,12\n") ||
+			!strings.Contains(out.String(), `"Korea, Republic of"`) {
+			t.Fatalf("export: %.300s", out.String())
+		}
+		n, err := ImportDirections(ctx, d, bytes.NewReader(out.Bytes()), nil)
+		if err != nil || n != 395 {
+			t.Fatalf("round trip: %d %v", n, err)
 		}
 	})
 }

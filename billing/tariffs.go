@@ -27,8 +27,10 @@ func (s *Service) tariffMethods() []Method {
 			Doc("list the tariffs", "the tariffs and options the user may see"),
 		method("switchRates", 1, s.switchRates, "id:int!", "state:bool", "sip_extension:string").
 			Doc("change tariff, or connect or disconnect a tariff option", "true"),
-		method("getRates", 1, s.getRates, "id:int!").
-			Doc("get a tariff's (option's) directions by its id", "the tariff's directions"),
+		method("getRates", 1, s.getRates, "id:int!", "offset:int=0", "limit:int", "search:string").
+			Doc("get a tariff's (option's) directions by its id: by direction id, `limit` directions (all when "+
+				"absent) after skipping `offset`, those whose name contains `search` (any case) when given",
+				"the tariff's directions"),
 		method("getRatesInfo", 22, s.getRatesInfo, "id:int!").
 			Doc("get a tariff's parameters", "the tariff's parameters"),
 		method("addRates", 22, s.addRates, "table:string=", "name:string!", "bill_type:string=byminute",
@@ -522,6 +524,28 @@ func rateEntries(ctx context.Context, q db.Queryer, id int64) ([]entryRow, error
 	return rows, err
 }
 
+// rateEntriesPage is rateEntries for `limit` directions after skipping `offset`, by
+// direction id, of those with a name containing search (every one when search is empty).
+// The page of direction ids is chosen first, on the entries' primary key (rates_id,
+// direction_id, priority), then its entries are read by that key: CROSS JOIN keeps
+// SQLite's planner from scanning the whole tariff and probing the page instead.
+func rateEntriesPage(ctx context.Context, q db.Queryer, id, limit, offset int64, search string) ([]entryRow, error) {
+	filter, args := ``, []any{id}
+	if search != "" {
+		filter = ` AND EXISTS (SELECT 1 FROM directions d WHERE d.id = e.direction_id AND LOWER(d.name) LIKE ? ESCAPE '\')`
+		args = append(args, likePattern(search))
+	}
+	args = append(args, limit, offset, id)
+	var rows []entryRow
+	err := q.Select(ctx, &rows, `WITH page AS (SELECT DISTINCT e.direction_id FROM rate_entries e WHERE e.rates_id = ?`+filter+`
+		ORDER BY e.direction_id LIMIT ? OFFSET ?)
+		SELECT e.direction_id, COALESCE((SELECT d.name FROM directions d WHERE d.id = e.direction_id
+		ORDER BY d.code LIMIT 1), '') AS direction, e.priority, e.cost, e.route_id, COALESCE(rt.name, '') AS route
+		FROM page p CROSS JOIN rate_entries e LEFT JOIN routes rt ON rt.id = e.route_id
+		WHERE e.rates_id = ? AND e.direction_id = p.direction_id ORDER BY e.direction_id, e.priority`, args...)
+	return rows, err
+}
+
 // entriesView groups entries by direction as getRates and getCurrentRates answer: one
 // object per direction with the reference's {"<direction ID>": "<name>"} pair, plus id
 // and direction, and its routing list in priority order. cost is in the system currency
@@ -554,9 +578,14 @@ func entriesView(rows []entryRow, x exchange, multiplier func(entryRow) money.Mi
 	return out
 }
 
-// getRates lists a tariff's entries as stored (cost per minute before the multiplier).
+// getRates lists a tariff's entries as stored (cost per minute before the multiplier), a
+// page of directions at a time when asked (offset, limit, search).
 func (s *Service) getRates(r *Request) (any, error) {
 	t, err := r.visibleRate(r.Int("id"))
+	if err != nil {
+		return nil, err
+	}
+	limit, offset, err := r.page(math.MaxInt32)
 	if err != nil {
 		return nil, err
 	}
@@ -564,7 +593,12 @@ func (s *Service) getRates(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := rateEntries(r.ctx, s.DB.Q(), t.ID)
+	var rows []entryRow
+	if !r.Has("limit") && offset == 0 && r.Str("search") == "" {
+		rows, err = rateEntries(r.ctx, s.DB.Q(), t.ID) // the whole tariff, as before paging
+	} else {
+		rows, err = rateEntriesPage(r.ctx, s.DB.Q(), t.ID, limit, offset, r.Str("search"))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,8 +35,9 @@ func (s *Service) userMethods() []Method {
 			"comment:string").
 			Doc("update the user's data", "true"),
 		// User control
-		method("getUsers", 22, s.getUsers, "all:bool=false").
-			Doc("list the users", "the users"),
+		method("getUsers", 22, s.getUsers, "all:bool=false", "offset:int=0", "limit:int", "search:string").
+			Doc("list the users: by id, `limit` users (all when absent) after skipping `offset`, those "+
+				"whose username contains `search` (any case) when given", "the users"),
 		method("registerUser", 22, s.registerUser, "user:string!", "web_password:string!",
 			"accesslevel:int=11", "sip_server:string", "sip_extension:string", "sip_password:string",
 			"balance:money=0", "language:string="+s.Config.DefaultLanguage, "currency:string=EUR",
@@ -362,9 +365,14 @@ func (s *Service) managedIDs(ctx context.Context, actor *User, all bool) ([]int6
 	return out, err
 }
 
-// getUsers lists the users.
+// getUsers lists the users the caller manages (directly; with all, every one), by id, a
+// page at a time when asked (offset, limit, search).
 func (s *Service) getUsers(r *Request) (any, error) {
 	actor, err := r.User()
+	if err != nil {
+		return nil, err
+	}
+	limit, offset, err := r.page(math.MaxInt32)
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +380,19 @@ func (s *Service) getUsers(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if search := r.Str("search"); search != "" {
+		var match []int64
+		if err := s.DB.Q().Select(r.ctx, &match, `SELECT id FROM users WHERE LOWER(username) LIKE ? ESCAPE '\'`, likePattern(search)); err != nil {
+			return nil, err
+		}
+		found := make(map[int64]bool, len(match))
+		for _, id := range match {
+			found[id] = true
+		}
+		ids = slices.DeleteFunc(ids, func(id int64) bool { return !found[id] })
+	}
+	ids = ids[min(offset, int64(len(ids))):]
+	ids = ids[:min(limit, int64(len(ids)))]
 	out := make([]map[string]any, 0, len(ids))
 	for _, id := range ids {
 		u, err := userByID(r.ctx, s.DB.Q(), id)

@@ -13,13 +13,12 @@ import (
 	"github.com/narayana/narayanad/billing"
 	"github.com/narayana/narayanad/billing/rating"
 	"github.com/narayana/narayanad/db"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
-// progressEvery is how many rows pass between two progress lines on a terminal.
-const progressEvery = 100_000
-
-// The imports and the export are billing's (billing.ImportDirections, ImportRates,
-// ExportRates); the commands open the file and the database, and print.
+// The imports and the exports are billing's (billing.ImportDirections, ImportRates,
+// ImportDeck, ExportRates, ExportDirections, ExportCalls); the commands open the file and the database, and print.
 
 // runExportRates is `narayanad export rates --rates ID`: the tariff's entries as CSV on stdout.
 func runExportRates(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -75,34 +74,40 @@ func openInput(path string) (io.ReadCloser, error) {
 	return os.Open(path)
 }
 
-// progress prints a running count to stderr when stderr is a terminal.
-type progress struct {
-	w     io.Writer
-	on    bool
-	what  string
-	start time.Time
-}
-
-func newProgress(stderr io.Writer, what string) *progress {
-	p := &progress{w: stderr, what: what, start: time.Now()}
-	if f, ok := stderr.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.on = true
+// withProgress wraps an import's input so that reading it draws a progress bar on stderr
+// when stderr is a terminal (by bytes of the file read; a spinner for stdin), and nothing
+// otherwise. done clears the bar.
+func withProgress(stderr io.Writer, what string, in io.Reader) (r io.Reader, done func()) {
+	tty := terminal(stderr)
+	if tty == nil {
+		return in, func() {}
+	}
+	size := int64(-1)
+	if f, ok := in.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
 		}
 	}
-	return p
+	bar := progressbar.NewOptions64(size,
+		progressbar.OptionSetWriter(tty),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish())
+	pr := progressbar.NewReader(in, bar)
+	return &pr, func() { bar.Finish() }
 }
 
-func (p *progress) row(n int) {
-	if p.on && n%progressEvery == 0 {
-		fmt.Fprintf(p.w, "\r%s: %d rows (%.1fs)", p.what, n, time.Since(p.start).Seconds())
+// terminal is stderr's file when it is a terminal, else nil.
+func terminal(stderr io.Writer) *os.File {
+	if c, ok := stderr.(*console); ok {
+		stderr = c.Writer
 	}
-}
-
-func (p *progress) done() {
-	if p.on {
-		fmt.Fprint(p.w, "\r\033[K")
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return f
 	}
+	return nil
 }
 
 func runImportDirections(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -126,9 +131,9 @@ func runImportDirections(ctx context.Context, args []string, stdout, stderr io.W
 	}
 	defer in.Close()
 	start := time.Now()
-	p := newProgress(stderr, "import directions")
-	n, err := billing.ImportDirections(ctx, d, in, p.row)
-	p.done()
+	r, done := withProgress(stderr, "import directions", in)
+	n, err := billing.ImportDirections(ctx, d, r, nil)
+	done()
 	if err != nil {
 		return importError(files[0], err)
 	}
@@ -159,14 +164,98 @@ func runImportRates(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer in.Close()
 	start := time.Now()
-	p := newProgress(stderr, "import rates")
-	n, err := billing.ImportRates(ctx, d, *rates, *replace, in, p.row)
-	p.done()
+	r, done := withProgress(stderr, "import rates", in)
+	n, err := billing.ImportRates(ctx, d, *rates, *replace, r, nil)
+	done()
 	if err != nil {
 		return importError(files[0], err)
 	}
 	fmt.Fprintf(stdout, "imported %d entries of tariff %d from %s in %.2fs\n", n, *rates, files[0], time.Since(start).Seconds())
 	return nil
+}
+
+// runImportDeck is `narayanad import deck`: a carrier's rate deck into a tariff, through
+// a route (billing.ImportDeck says how directions are made).
+func runImportDeck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("import deck", stderr)
+	dsn := dsnFlag(fs)
+	rates := fs.Int64("rates", 0, "the tariff's id")
+	route := fs.String("route", "", "the route the deck's prices go through: its name, or its id")
+	priority := fs.Int("priority", 1, "the entries' priority (1 first; 2 and up: failover)")
+	replace := fs.Bool("replace", false, "delete the tariff's other entries through this route")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 || *rates <= 0 || *route == "" {
+		return usagef("import deck needs --rates ID, --route NAME and one FILE (columns prefix, description, rate)")
+	}
+	if *priority < 1 {
+		return usagef("--priority: 1 or more")
+	}
+	d, err := openChecked(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	in, err := openInput(files[0])
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	start := time.Now()
+	r, done := withProgress(stderr, "import deck", in)
+	res, err := billing.ImportDeck(ctx, d, billing.DeckSpec{RatesID: *rates, Route: *route, Priority: *priority, Replace: *replace}, r, nil)
+	done()
+	if err != nil {
+		return importError(files[0], err)
+	}
+	fmt.Fprintf(stdout, "imported %d prefixes of %d directions (%d new) into tariff %d from %s in %.2fs\n",
+		res.Rows, res.Directions, res.NewDirections, *rates, files[0], time.Since(start).Seconds())
+	return nil
+}
+
+// runExportDirections is `narayanad export directions`: every direction code as CSV on
+// stdout, in the format import directions reads.
+func runExportDirections(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export directions", stderr)
+	dsn := dsnFlag(fs)
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	d, err := openChecked(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return billing.ExportDirections(ctx, d, stdout)
+}
+
+// runExportCalls is `narayanad export calls`: the call records of a date range as CSV on
+// stdout, streamed (billing.ExportCalls).
+func runExportCalls(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export calls", stderr)
+	dsn := dsnFlag(fs)
+	from := fs.String("from", "", "the first day (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, UTC)")
+	to := fs.String("to", "", "the last day, included (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, UTC)")
+	config := fs.String("config", "", "configuration file (for the system currency)")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" {
+		return usagef("export calls needs --from DATE and --to DATE")
+	}
+	cfg, err := loadConfig(*config)
+	if err != nil {
+		return err
+	}
+	d, err := openChecked(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = billing.ExportCalls(ctx, d, billing.CallsExport{From: *from, To: *to, Currency: cfg.Currency}, stdout)
+	return err
 }
 
 // importError names the file and line of a bad row and says that nothing was applied.
