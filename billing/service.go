@@ -26,8 +26,8 @@ type Service struct {
 	rt    ratingRuntime // rating snapshot and call-processing background work (rating_load.go)
 	holds holds         // the call path's accounts, mirrored in the group-commit writer (holds.go)
 
-	ext  extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
-	pins pinGuard // wrong msgCallback PINs per SIP account (sms.go)
+	ext   extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
+	pins  pinGuard // wrong msgCallback PINs per SIP account (sms.go)
 	sched schedule // the periodic work and the mail sender (maintenance.go, mail.go)
 	// registrations limits the invite codes one address creates with registerRequest.
 	registrations keys.Limiter
