@@ -382,7 +382,9 @@ func renewDueDID(ctx context.Context, tx *db.Tx, did string, now time.Time, by i
 		}
 		exp = next
 	}
-	_, err = tx.Exec(ctx, `UPDATE dids SET expiration = ?, enabled = ?, renew_notify = 0 WHERE did = ?`, exp, enabled, did)
+	// A renewed period may be told about again; a disabled number keeps its notice's mark.
+	_, err = tx.Exec(ctx, `UPDATE dids SET expiration = ?, enabled = ?,
+		renew_notify = CASE WHEN expiration <> ? THEN 0 ELSE renew_notify END WHERE did = ?`, exp, enabled, exp, did)
 	return periods, enabled == 0, err
 }
 

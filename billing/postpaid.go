@@ -211,7 +211,7 @@ func (s *Service) statementDoc(ctx context.Context, q db.Queryer, u *User, si st
 	if c.VATPercent > 0 {
 		// Charges include VAT: its part of the total is total × rate / (100 + rate).
 		vat := money.Micro(money.MulDiv(int64(d.Total), int64(c.VATPercent), int64(100*money.One+c.VATPercent))).Round(2)
-		d.After = append(d.After, invoiceLine{Service: word(lang, "vat", strings.TrimSuffix(strings.TrimRight(c.VATPercent.String(), "0"), ".")), Amount: vat})
+		d.After = append(d.After, invoiceLine{Service: word(lang, "vat", c.VATPercent.String()), Amount: vat})
 	}
 	if u.Currency != s.Config.Currency {
 		d.Notes = append(d.Notes, word(lang, "system", s.Config.Currency, moneyText(st.Total)))
