@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -298,6 +299,77 @@ func TestSimulatedMonth(t *testing.T) {
 					t.Fatalf("the invoice lacks %q:\n%s", want, text)
 				}
 			}
+		}
+		checkLedger(t, e)
+	})
+}
+
+// TestPostpaidInvoiceForAccountant: the monthly invoice shows what an accountant needs
+// (checked in the text pdftotext reads), in the user's currency, and is paid like any
+// invoice through a payment handler; it is never issued twice for one month.
+func TestPostpaidInvoiceForAccountant(t *testing.T) {
+	dbtest.EachEmpty(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		e, _ := scriptEnv(t, d, map[string]string{"payment.lua": paymentScript})
+		c := &e.s.Config
+		c.OperatorName, c.OperatorAddress, c.OperatorTaxID = "Narayana Telecom GmbH", `Main St 1\n10115 Berlin`, "DE123456789"
+		c.OperatorBank, c.VATPercent, c.InvoiceDueDays = "IBAN DE02 1001 0010 0123 4567 89", 19*money.One, 10
+		e.register(admin(), "max", 11, "currency", "USD")
+		e.ok(e.do(e.web, "updateAccount", admin("username", "max", "postpaid", "1", "overdraft", "100",
+			"billing_name", "Max Mustermann", "billing_address", "Lindenweg 5, Hamburg", "billing_email", "max@example.com")))
+		u, err := userByName(ctx, d.Q(), "max")
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		last := time.Date(now.Year(), now.Month(), 1, 12, 0, 0, 0, time.UTC).AddDate(0, -1, 0)
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			if err := postAt(ctx, tx, last, u.Number, -3*money.One, KindCall, "call:0", "", 0); err != nil {
+				return err
+			}
+			return postAt(ctx, tx, last, u.Number, -2*money.One, KindDID, "did:7800", "", 0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for run := 0; run < 2; run++ {
+			rep, err := e.s.RunMaintenance(ctx, "test")
+			if err != nil || rep.PostpaidInvoices != 1-run {
+				t.Fatalf("run %d: %+v %v", run, rep, err)
+			}
+		}
+		invs := e.ok(e.do(e.web, "getInvoices", user("max")))
+		list, _ := invs.Response.([]any)
+		if len(list) != 1 {
+			t.Fatalf("getInvoices: %s", invs.Body)
+		}
+		id := fmt.Sprint(list[0].(map[string]any)["id"])
+		pdf := pdfOf(t, e, "viewInvoice", user("max", "invoice", id))
+		text, ok := pdfText(t, []byte(pdf))
+		if !ok {
+			t.Skip("pdftotext (Debian package poppler-utils) is not installed: the invoice's text is not checked")
+		}
+		x, _ := e.s.exchange(ctx, "USD")
+		total := x.display(3*money.One) + x.display(2*money.One)
+		vat := money.Micro(money.MulDiv(int64(total), 19, 119)).Round(2)
+		for _, want := range []string{"Invoice No. " + id, "Narayana Telecom GmbH", "Main St 1", "10115 Berlin",
+			"Tax ID: DE123456789", "IBAN DE02 1001 0010 0123 4567 89", "Max Mustermann", "Lindenweg 5, Hamburg",
+			"Account " + itoa(int(u.Number)), "Payment due: " + time.Now().UTC().AddDate(0, 0, 10).Format("2006-01-02"),
+			"Period: " + last.Format("2006-01") + "-01", "Calls", "DID rent", "Amount, USD", "Total, USD " + "",
+			total.Fixed(2), "incl. VAT 19%", vat.Fixed(2), "Charged in EUR: 5.00", "Status: unpaid"} {
+			if !strings.Contains(text, want) {
+				t.Fatalf("the invoice lacks %q:\n%s", want, text)
+			}
+		}
+		// Paid through the card handler like any invoice: the account gets the amount back.
+		a := e.ok(e.do(e.web, "finishInvoice", kv("handler", "card", "order", id, "state", "paid", "sig", "good", "sum", "5")))
+		if a.Body != "OK"+id {
+			t.Fatalf("finishInvoice: %s", a.Body)
+		}
+		if bal, _, _ := balanceOf(t, d, "max"); bal != 0 {
+			t.Fatalf("balance after paying %s", bal)
+		}
+		if text, _ := pdfText(t, []byte(pdfOf(t, e, "viewInvoice", user("max", "invoice", id)))); !strings.Contains(text, "Status: paid") {
+			t.Fatalf("paid invoice:\n%s", text)
 		}
 		checkLedger(t, e)
 	})
