@@ -397,3 +397,17 @@ func languageOf(lang string) string {
 	}
 	return "en"
 }
+
+// MaintainOnce is what `narayanad maintenance` does for cron: one run of the periodic
+// work (unless another runner holds it), then the outbox's due mail.
+func (s *Service) MaintainOnce(ctx context.Context) (*MaintenanceReport, MailResult, error) {
+	if !s.mailOn() {
+		s.Log.Info("mail is off: smtp_host is not set, nothing is mailed")
+	}
+	rep, err := s.RunMaintenance(ctx, "command")
+	if err != nil || rep.Skipped {
+		return rep, MailResult{}, err
+	}
+	sent, err := s.SendMail(ctx)
+	return rep, sent, err
+}
