@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/money"
 )
 
 // Config holds the daemon's settings. Each is declared once in Options, which the
@@ -39,6 +40,23 @@ type Config struct {
 	LuaHTTPAllow     []string // hosts scripts may reach with narayana.http_*
 	AsteriskTimeout  time.Duration
 	AsteriskAllow    []string // operations asteriskRequest may run
+
+	// The schedule, rates, mail and invoices (maintenance.go, rates.go, mail.go, postpaid.go).
+	MaintenanceInterval time.Duration // 0: the daemon runs no schedule of its own
+	RatesSource         string        // URL of an ECB eurofxref-daily.xml; empty: no fetching
+	SMTPHost            string        // empty: mail is off
+	SMTPPort            int
+	SMTPTLS             string // none, starttls or tls
+	SMTPUser            string
+	SMTPPassword        string
+	SMTPFrom            string
+	SMTPCAFile          string // PEM certificates trusted for the SMTP server besides the system's
+	OperatorName        string
+	OperatorAddress     string
+	OperatorTaxID       string
+	OperatorBank        string
+	VATPercent          money.Micro // percent, such as 20 or 7.5: charges include it
+	InvoiceDueDays      int
 
 	// from says where each setting read over the defaults came from ("FILE:LINE" or the
 	// environment variable), so that a check made later, against the database, can name it.
@@ -94,6 +112,17 @@ func duration(f func(c *Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
+// durationOrOff reads a duration where 0 turns the thing off.
+func durationOrOff(f func(c *Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if strings.TrimSpace(v) == "0" {
+			*f(c) = 0
+			return nil
+		}
+		return duration(f)(c, v)
+	}
+}
+
 // Options lists every setting.
 var Options = []Option{
 	{Name: "listen", Default: "127.0.0.1:8080", Help: "HTTP listen address", set: str(func(c *Config) *string { return &c.Listen })},
@@ -130,6 +159,41 @@ var Options = []Option{
 	{Name: "lua_http_allow", Help: "hosts Lua scripts may reach with narayana.http_get/http_post (api.example.com, *.example.com)", set: list(func(c *Config) *[]string { return &c.LuaHTTPAllow })},
 	{Name: "asterisk_timeout", Default: "10s", Help: "time limit of one AMI action", set: duration(func(c *Config) *time.Duration { return &c.AsteriskTimeout })},
 	{Name: "asterisk_allow", Default: "sipreload,dialplanreload,pjsipreload,channels,peers", Help: "operations asteriskRequest may run", set: list(func(c *Config) *[]string { return &c.AsteriskAllow })},
+	{Name: "maintenance_interval", Default: "1h", Help: "how often the daemon runs the periodic work itself (DID renewals, invoice expiry, exchange rates, postpaid invoices, notifications); 0: never (cron runs `narayanad maintenance`)", set: durationOrOff(func(c *Config) *time.Duration { return &c.MaintenanceInterval })},
+	{Name: "rates_source", Help: "URL of the European Central Bank's daily reference rates (eurofxref-daily.xml format) read by each maintenance run; empty: rates change only through updateCurrency", set: func(c *Config, v string) error {
+		if v = strings.TrimSpace(v); v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			return fmt.Errorf("want an http:// or https:// URL, got %q", v)
+		}
+		c.RatesSource = v
+		return nil
+	}},
+	{Name: "smtp_host", Help: "SMTP server that mail goes through; empty: nothing is mailed", set: str(func(c *Config) *string { return &c.SMTPHost })},
+	{Name: "smtp_port", Default: "25", Help: "SMTP server port", set: integer(1, 65535, func(c *Config) *int { return &c.SMTPPort })},
+	{Name: "smtp_tls", Default: "starttls", Help: "none, starttls (required, not opportunistic) or tls (implicit TLS, usually port 465)", set: func(c *Config, v string) error {
+		switch v {
+		case "none", "starttls", "tls":
+			c.SMTPTLS = v
+			return nil
+		}
+		return fmt.Errorf("want none, starttls or tls, got %q", v)
+	}},
+	{Name: "smtp_user", Help: "SMTP login (PLAIN or LOGIN over TLS); empty: no authentication", set: str(func(c *Config) *string { return &c.SMTPUser })},
+	{Name: "smtp_password", Help: "SMTP password", Secret: true, set: str(func(c *Config) *string { return &c.SMTPPassword })},
+	{Name: "smtp_from", Help: "sender address of the daemon's mail (needed with smtp_host)", set: str(func(c *Config) *string { return &c.SMTPFrom })},
+	{Name: "smtp_ca_file", Help: "PEM file of certificates trusted for the SMTP server besides the system's (an internal CA)", set: str(func(c *Config) *string { return &c.SMTPCAFile })},
+	{Name: "operator_name", Help: "the operator's legal name, printed on invoices", set: str(func(c *Config) *string { return &c.OperatorName })},
+	{Name: "operator_address", Help: "the operator's address on invoices (\\n starts a new line)", set: str(func(c *Config) *string { return &c.OperatorAddress })},
+	{Name: "operator_tax_id", Help: "the operator's tax id (VAT number, INN) on invoices", set: str(func(c *Config) *string { return &c.OperatorTaxID })},
+	{Name: "operator_bank", Help: "the operator's bank details on invoices (\\n starts a new line)", set: str(func(c *Config) *string { return &c.OperatorBank })},
+	{Name: "vat_percent", Default: "0", Help: "VAT rate in percent included in the charges; invoices show the VAT part of their total (0: no VAT line)", set: func(c *Config, v string) error {
+		m, err := money.Parse(strings.TrimSpace(v))
+		if err != nil || m < 0 || m >= 100*money.One {
+			return fmt.Errorf("want a percentage from 0 to 99.99, got %q", v)
+		}
+		c.VATPercent = m
+		return nil
+	}},
+	{Name: "invoice_due_days", Default: "14", Help: "days a postpaid account has to pay its monthly invoice", set: integer(0, 365, func(c *Config) *int { return &c.InvoiceDueDays })},
 }
 
 // DefaultConfig is the configuration with every option at its default.
@@ -251,6 +315,9 @@ func (c *Config) CheckCurrency(ctx context.Context, d *db.DB) error {
 func (c *Config) Validate() error {
 	if c.TLSListen != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		return c.settingError("tls_listen", "needs tls_cert and tls_key")
+	}
+	if c.SMTPHost != "" && c.SMTPFrom == "" {
+		return c.settingError("smtp_host", "needs smtp_from, the sender address")
 	}
 	return nil
 }

@@ -67,11 +67,13 @@ type Invoice struct {
 	Bank        int           `db:"bank"`
 	CreatedAt   int64         `db:"created_at"`
 	ValidThru   int64         `db:"valid_thru"`
+	Period      string        `db:"period"` // YYYY-MM of a postpaid account's monthly invoice
+	DueAt       int64         `db:"due_at"`
 }
 
 const invoiceSelect = `SELECT i.id, i.owner_id, COALESCE(u.username, '') AS owner, COALESCE(u.accesslevel, 0) AS owner_level,
 	COALESCE(u.active, 0) AS owner_active, u.manager_id AS owner_manager, i.account_id, i.amount, i.comission, i.vat,
-	i.status, i.msg, i.method, i.handler, i.billing_data, i.txdata, i.bank, i.created_at, i.valid_thru
+	i.status, i.msg, i.method, i.handler, i.billing_data, i.txdata, i.bank, i.created_at, i.valid_thru, i.period, i.due_at
 	FROM invoices i LEFT JOIN users u ON u.id = i.owner_id`
 
 func invoiceByID(ctx context.Context, q db.Queryer, id int64) (*Invoice, error) {
@@ -134,6 +136,7 @@ func invoiceJSON(inv *Invoice, x exchange, tz float64) map[string]any {
 		"method": inv.Method, "handler": inv.Handler, "billing_data": inv.BillingData, "txdata": tx,
 		"bank": inv.Bank == 1, "date": formatTime(inv.CreatedAt, 0), "clientdate": formatTime(inv.CreatedAt, tz),
 		"validthru": formatTime(inv.ValidThru, 0), "clientvalidthru": formatTime(inv.ValidThru, tz),
+		"period": inv.Period, "duedate": formatTime(inv.DueAt, 0),
 	}
 }
 
@@ -579,7 +582,8 @@ func (s *Service) finishInvoice(r *Request) (any, error) {
 		} else if err != nil {
 			return err
 		}
-		if cur.Handler != name {
+		// A postpaid account's monthly invoice has no handler: any payment method pays it.
+		if cur.Handler != name && cur.Handler != "" {
 			return apierr.New(apierr.DoesNotBelongToYou, "invoice %d is not one of payment method %s", id, name)
 		}
 		if cur.Status == InvoicePaid {
@@ -599,7 +603,7 @@ func (s *Service) finishInvoice(r *Request) (any, error) {
 		if !cur.AccountID.Valid {
 			return apierr.New(apierr.NotExist, "the account of invoice %d was deleted", id)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = ?, txdata = ? WHERE id = ?`, InvoicePaid, newTx, id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = ?, txdata = ?, handler = ? WHERE id = ?`, InvoicePaid, newTx, name, id); err != nil {
 			return err
 		}
 		var by int64

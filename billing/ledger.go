@@ -28,6 +28,12 @@ const (
 // the only way money moves, so a balance always equals the sum of its ledger. (The ledger
 // row reads the new balance in its own INSERT: on SQLite a RETURNING would cost more.)
 func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kind, ref, comment string, by int64) error {
+	return postAt(ctx, tx, time.Now(), account, amount, kind, ref, comment, by)
+}
+
+// postAt is post with the row's time given: the scheduled work books at its clock's time
+// (Service.Now), so that a month's rent lands in the month it was charged for.
+func postAt(ctx context.Context, tx *db.Tx, at time.Time, account int64, amount money.Micro, kind, ref, comment string, by int64) error {
 	res, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + ? WHERE id = ?`, amount, account)
 	if err != nil {
 		return err
@@ -39,7 +45,7 @@ func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kin
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO ledger (account_id, amount, balance, kind, ref, comment, user_id, created_at)
 		VALUES (?, ?, (SELECT balance FROM accounts WHERE id = ?), ?, ?, ?, ?, ?)`,
-		account, amount, account, kind, ref, comment, by, time.Now().Unix())
+		account, amount, account, kind, ref, comment, by, at.Unix())
 	return err
 }
 

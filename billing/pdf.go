@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-pdf/fpdf"
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/gofont/goregular"
 
 	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/money"
@@ -31,11 +33,44 @@ func (s *Service) pdfMethods() []Method {
 type invoiceDoc struct {
 	Title    string   // "Invoice No. 12"
 	Dates    []string // "Date: …", "Due: …"
+	Seller   []string // the operator: name, address, tax id, bank details (may be empty)
 	BillTo   []string // name, address lines, account
 	Currency string
+	Headers  []string // the table's five column heads; empty: Service, Quantity, Unit, Price, Amount
+	Labels   map[string]string
 	Lines    []invoiceLine
 	Total    money.Micro
+	After    []invoiceLine // lines under the total (the VAT it includes)
 	Notes    []string
+	Lang     string
+}
+
+// label is one of the document's fixed words, in its language (English by default).
+func (d *invoiceDoc) label(key, def string) string {
+	if v := d.Labels[key]; v != "" {
+		return v
+	}
+	return def
+}
+
+// needsUnicode says whether the document has text beyond the core fonts' cp1252.
+func (d *invoiceDoc) needsUnicode() bool {
+	texts := append(append(append(append([]string{d.Title, d.Currency}, d.Dates...), d.Seller...), d.BillTo...), d.Notes...)
+	texts = append(texts, d.Headers...)
+	for _, v := range d.Labels {
+		texts = append(texts, v)
+	}
+	for _, l := range append(append([]invoiceLine{}, d.Lines...), d.After...) {
+		texts = append(texts, l.Service, l.Quantity, l.Unit, l.Price)
+	}
+	for _, t := range texts {
+		for _, r := range t {
+			if r > 0xFF && r != '€' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type invoiceLine struct {
@@ -54,35 +89,52 @@ func moneyText(m money.Micro) string {
 // maxInvoiceLines bounds a generated invoice.
 const maxInvoiceLines = 500
 
-// renderInvoice draws an invoice as a PDF. The core fonts cover Latin-1 (cp1252):
-// other characters print as a substitute. Streams are left uncompressed: invoices are
-// small, and their text stays searchable.
+// renderInvoice draws an invoice as a PDF. Text within cp1252 uses the core fonts, whose
+// text stays plain in the file; a document with other characters (a russian invoice)
+// embeds the Go fonts, which cover Latin, Cyrillic and Greek (WGL4). Streams are left
+// uncompressed: invoices are small.
 func renderInvoice(d invoiceDoc) ([]byte, error) {
 	pdf := fpdf.New("P", "mm", "A4", "")
 	pdf.SetCompression(false)
 	pdf.SetTitle(d.Title, true)
 	pdf.SetCreator("narayanad", true)
 	tr := pdf.UnicodeTranslatorFromDescriptor("")
+	family := "Helvetica"
+	if d.needsUnicode() {
+		pdf.AddUTF8FontFromBytes("go", "", goregular.TTF)
+		pdf.AddUTF8FontFromBytes("go", "B", gobold.TTF)
+		family, tr = "go", func(s string) string { return s }
+	}
 	pdf.AddPage()
-	pdf.SetFont("Helvetica", "B", 18)
+	pdf.SetFont(family, "B", 18)
 	pdf.CellFormat(0, 10, tr(d.Title), "", 1, "L", false, 0, "")
-	pdf.SetFont("Helvetica", "", 10)
+	pdf.SetFont(family, "", 10)
 	for _, l := range d.Dates {
 		pdf.CellFormat(0, 5, tr(l), "", 1, "L", false, 0, "")
 	}
-	if len(d.BillTo) > 0 {
+	for _, block := range []struct {
+		label string
+		lines []string
+	}{{d.label("seller", "Seller:"), d.Seller}, {d.label("billto", "Bill to:"), d.BillTo}} {
+		if len(block.lines) == 0 {
+			continue
+		}
 		pdf.Ln(4)
-		pdf.SetFont("Helvetica", "B", 10)
-		pdf.CellFormat(0, 5, "Bill to:", "", 1, "L", false, 0, "")
-		pdf.SetFont("Helvetica", "", 10)
-		for _, l := range d.BillTo {
+		pdf.SetFont(family, "B", 10)
+		pdf.CellFormat(0, 5, tr(block.label), "", 1, "L", false, 0, "")
+		pdf.SetFont(family, "", 10)
+		for _, l := range block.lines {
 			pdf.MultiCell(0, 5, tr(l), "", "L", false)
 		}
 	}
 	pdf.Ln(6)
 	widths := []float64{78, 22, 25, 30, 35}
-	pdf.SetFont("Helvetica", "B", 10)
-	for i, h := range []string{"Service", "Quantity", "Unit", "Price", "Amount, " + d.Currency} {
+	pdf.SetFont(family, "B", 10)
+	headers := d.Headers
+	if len(headers) != 5 {
+		headers = []string{"Service", "Quantity", "Unit", "Price", "Amount, " + d.Currency}
+	}
+	for i, h := range headers {
 		align := "L"
 		if i == 1 || i >= 3 {
 			align = "R"
@@ -90,7 +142,7 @@ func renderInvoice(d invoiceDoc) ([]byte, error) {
 		pdf.CellFormat(widths[i], 7, tr(h), "B", 0, align, false, 0, "")
 	}
 	pdf.Ln(-1)
-	pdf.SetFont("Helvetica", "", 10)
+	pdf.SetFont(family, "", 10)
 	for _, l := range d.Lines {
 		cells := []string{l.Service, l.Quantity, l.Unit, l.Price, moneyText(l.Amount)}
 		for i, c := range cells {
@@ -108,12 +160,17 @@ func renderInvoice(d invoiceDoc) ([]byte, error) {
 		}
 		pdf.Ln(-1)
 	}
-	pdf.SetFont("Helvetica", "B", 11)
-	pdf.CellFormat(widths[0]+widths[1]+widths[2]+widths[3], 8, "Total, "+tr(d.Currency), "T", 0, "R", false, 0, "")
+	pdf.SetFont(family, "B", 11)
+	pdf.CellFormat(widths[0]+widths[1]+widths[2]+widths[3], 8, tr(d.label("total", "Total, "+d.Currency)), "T", 0, "R", false, 0, "")
 	pdf.CellFormat(widths[4], 8, moneyText(d.Total), "T", 1, "R", false, 0, "")
+	pdf.SetFont(family, "", 10)
+	for _, l := range d.After {
+		pdf.CellFormat(widths[0]+widths[1]+widths[2]+widths[3], 6, tr(l.Service), "", 0, "R", false, 0, "")
+		pdf.CellFormat(widths[4], 6, moneyText(l.Amount), "", 1, "R", false, 0, "")
+	}
 	if len(d.Notes) > 0 {
 		pdf.Ln(4)
-		pdf.SetFont("Helvetica", "", 9)
+		pdf.SetFont(family, "", 9)
 		for _, n := range d.Notes {
 			pdf.MultiCell(0, 5, tr(n), "", "L", false)
 		}
@@ -231,6 +288,9 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if inv.Period != "" && inv.OwnerID.Valid {
+		return s.viewPeriodInvoice(r, inv)
+	}
 	tz, cur := 0.0, s.Config.Currency
 	var bill []string
 	if inv.OwnerID.Valid {
@@ -286,28 +346,25 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 	return pdfAnswer(d)
 }
 
-// ledgerLabels names the ledger kinds on a monthly invoice.
-var ledgerLabels = map[string]string{
-	KindCall: "Calls", KindDID: "DID rent", KindFee: "Fees", KindManual: "Manual adjustments",
-	"sms": "SMS", "gsm": "GSM", "gprs": "Mobile Internet",
-}
-
 // monthlyInvoice(1) renders the charges of the user's account over a calendar month in
 // the user's timezone: month 1–12 is the latest such month that has begun (this year's
 // or last year's; the current month gives the charges so far), without it the previous
-// month. Charges are the account's debits from the ledger grouped by kind (calls, DID
-// rent, fees…); transfers to other accounts are not services and are left out. Amounts
-// are in the system currency, exactly as booked, with the total in the user's currency
-// beside it. Any account may ask (for a prepaid one it is a statement of charges).
-// email=true cannot send: the daemon has no mail settings; the PDF is answered either way.
+// month. It is the document postpaid accounts get each month (postpaid.go): the operator,
+// the account's billing name and address, calls by direction (count, minutes, amount),
+// DID rent and other charges from the ledger (transfers to other accounts are not
+// services), the VAT included (vat_percent) and the total, in the user's language and
+// currency. When the month's postpaid invoice exists, its number, due date and status
+// show. Any account may ask (for a prepaid one it is a statement of charges).
+// email=true (the default, as the reference says) also mails the PDF to the account's
+// billing_email when mail is on (smtp_host); the PDF is answered either way.
 func (s *Service) monthlyInvoice(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {
 		return nil, err
 	}
-	zone := time.FixedZone("user", int(u.Timezone*3600))
-	now := time.Now().In(zone)
-	start := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, zone).AddDate(0, -1, 0)
+	zone := userZone(u)
+	now := s.now().In(zone)
+	start := monthStart(now, zone).AddDate(0, -1, 0)
 	if r.Has("month") {
 		m := r.Int("month")
 		if m < 1 || m > 12 {
@@ -319,41 +376,54 @@ func (s *Service) monthlyInvoice(r *Request) (any, error) {
 		}
 		start = time.Date(year, time.Month(m), 1, 0, 0, 0, 0, zone)
 	}
-	end := start.AddDate(0, 1, 0)
-	var rows []struct {
-		Kind   string      `db:"kind"`
-		Count  int64       `db:"n"`
-		Amount money.Micro `db:"amount"`
+	si := statementInvoice{Number: fmt.Sprintf("%d-%s", u.Number, start.Format("200601")), Issued: now.Unix(),
+		Status: -1, Start: start, End: start.AddDate(0, 1, 0), ShowBalance: true, PostpaidLabel: u.Postpaid == 1}
+	var inv []struct {
+		ID      int64 `db:"id"`
+		Due     int64 `db:"due_at"`
+		Status  int   `db:"status"`
+		Created int64 `db:"created_at"`
 	}
-	if err := s.DB.Q().Select(r.ctx, &rows, `SELECT kind, COUNT(*) AS n, -SUM(amount) AS amount FROM ledger
-		WHERE account_id = ? AND amount < 0 AND kind <> ? AND created_at >= ? AND created_at < ?
-		GROUP BY kind ORDER BY kind`, u.Number, KindTransfer, start.Unix(), end.Unix()); err != nil {
+	if err := s.DB.Q().Select(r.ctx, &inv, `SELECT id, due_at, status, created_at FROM invoices WHERE account_id = ? AND period = ?`,
+		u.Number, start.Format("2006-01")); err != nil {
 		return nil, err
 	}
-	d := invoiceDoc{
-		Title: fmt.Sprintf("Invoice %d-%s", u.Number, start.Format("200601")),
-		Dates: []string{"Period: " + start.Format("2006-01-02") + " to " + end.AddDate(0, 0, -1).Format("2006-01-02"),
-			"Date: " + formatTime(time.Now().Unix(), u.Timezone)},
-		BillTo:   billTo(u),
-		Currency: s.Config.Currency,
+	if len(inv) == 1 {
+		si.Number, si.Due, si.Status, si.Issued = strconv.FormatInt(inv[0].ID, 10), inv[0].Due, inv[0].Status, inv[0].Created
 	}
-	for _, row := range rows {
-		label := ledgerLabels[row.Kind]
-		if label == "" {
-			label = "Other (" + row.Kind + ")"
+	doc, _, err := s.statementDoc(r.ctx, s.DB.Q(), u, si)
+	if err != nil {
+		return nil, err
+	}
+	if r.Bool("email") && s.mailOn() {
+		due := "-"
+		if si.Due > 0 {
+			due = formatTime(si.Due, u.Timezone)[:10]
 		}
-		d.Lines = append(d.Lines, invoiceLine{Service: label, Quantity: strconv.FormatInt(row.Count, 10),
-			Unit: "items", Amount: row.Amount})
-		d.Total += row.Amount
-	}
-	if u.Currency != s.Config.Currency {
-		if x, err := s.exchange(r.ctx, u.Currency); err == nil {
-			d.Notes = append(d.Notes, fmt.Sprintf("Total in %s: %s", u.Currency, x.display(d.Total).Fixed(2)))
+		dedup := fmt.Sprintf("monthly:%d:%s:%d", u.ID, start.Format("200601"), time.Now().UnixNano())
+		if err := s.mailInvoice(r.ctx, s.DB.Q(), u, doc, si.Number, start, due, dedup); err != nil {
+			return nil, err
 		}
+		s.wakeMail()
 	}
-	if u.Postpaid == 1 {
-		d.Notes = append(d.Notes, "Postpaid account: please pay this amount.")
+	return pdfAnswer(doc)
+}
+
+// viewPeriodInvoice renders a postpaid account's monthly invoice from the ledger of its month.
+func (s *Service) viewPeriodInvoice(r *Request, inv *Invoice) (any, error) {
+	owner, err := userByID(r.ctx, s.DB.Q(), inv.OwnerID.Int64)
+	if err != nil {
+		return nil, err
 	}
-	d.Notes = append(d.Notes, "Balance now: "+moneyText(u.Balance)+" "+s.Config.Currency)
-	return pdfAnswer(d)
+	zone := userZone(owner)
+	start, err := time.ParseInLocation("2006-01", inv.Period, zone)
+	if err != nil {
+		return nil, err
+	}
+	doc, _, err := s.statementDoc(r.ctx, s.DB.Q(), owner, statementInvoice{Number: strconv.FormatInt(inv.ID, 10),
+		Issued: inv.CreatedAt, Due: inv.DueAt, Status: inv.Status, Start: start, End: start.AddDate(0, 1, 0), PostpaidLabel: true})
+	if err != nil {
+		return nil, err
+	}
+	return pdfAnswer(doc)
 }

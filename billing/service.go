@@ -19,12 +19,16 @@ type Service struct {
 	Config    Config
 	Log       *slog.Logger
 	Methods   Table
+	// Now is the service's clock for its scheduled work (maintenance, mail, invoices):
+	// time.Now unless a test moves it.
+	Now func() time.Time
 
 	rt    ratingRuntime // rating snapshot and call-processing background work (rating_load.go)
 	holds holds         // the call path's accounts, mirrored in the group-commit writer (holds.go)
 
-	ext  extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
-	pins pinGuard // wrong msgCallback PINs per SIP account (sms.go)
+	ext   extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
+	pins  pinGuard // wrong msgCallback PINs per SIP account (sms.go)
+	sched schedule // the periodic work and the mail sender (maintenance.go, mail.go)
 	// registrations limits the invite codes one address creates with registerRequest.
 	registrations keys.Limiter
 }
@@ -53,6 +57,7 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 			Directory:        keys.NewDirectory(d),
 		},
 		Methods: Table{},
+		Now:     time.Now,
 	}
 	s.Gate.Bans.Log = log
 	s.registrations = keys.Limiter{Max: cfg.RegisterPerHour, Window: time.Hour}
@@ -71,8 +76,22 @@ func Start(ctx context.Context, d *db.DB, cfg Config, log *slog.Logger) (*Servic
 		s.Close()
 		return nil, err
 	}
+	s.startSchedule(ctx)
 	return s, nil
 }
 
 // Close stops the service's background work.
-func (s *Service) Close() error { s.stopCallWork(); s.closeExtensions(); return nil }
+func (s *Service) Close() error {
+	s.stopSchedule()
+	s.stopCallWork()
+	s.closeExtensions()
+	return nil
+}
+
+// now reads the service's clock.
+func (s *Service) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}

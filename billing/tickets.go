@@ -276,10 +276,13 @@ func (s *Service) createTicket(r *Request) (any, error) {
 		if _, err := tx.Exec(r.ctx, `UPDATE tickets SET status = 0 WHERE ticket = ? AND status = -1`, n); err != nil {
 			return err
 		}
-		_, err := tx.Exec(r.ctx, `INSERT INTO tickets (ticket, sender_id, recipient, reply, subject, message, comment, status,
+		id, err := tx.Insert(r.ctx, `INSERT INTO tickets (ticket, sender_id, recipient, reply, subject, message, comment, status,
 			assigned, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 			n, sender.ID, to, last.ID, subject, r.Str("message"), r.Str("comment"), last.Assigned, now)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.ticketNotice(r.ctx, tx, to, sender, n, id, subject, r.Str("message"))
 	})
 }
 

@@ -60,6 +60,8 @@ func init() {
 		{"bans list", "list the banned and whitelisted addresses", "--db DSN", runBansList},
 		{"bans unban", "lift every ban of an address", "--db DSN IP", runBansUnban},
 		{"bans whitelist", "never ban an address", "--db DSN IP", runBansWhitelist},
+		{"maintenance", "run the periodic work once (renewals, invoices, rates, notices, mail), for cron",
+			"[--db DSN] [--config FILE]", runMaintenance},
 		{"migrate", "apply the schema migrations a newer binary brings",
 			"--db DSN", runMigrate},
 		{"demo", "create a demo database when there is none, and print how to query it",
