@@ -58,9 +58,9 @@ func TestKamailio(t *testing.T) {
 	api.ok(t, "addRoute", "route=carrier&type=sip&sip_server=127.0.0.1")
 	api.ok(t, "addRates", "name=retail&bill_type=by_second")
 	api.ok(t, "addDirection", "rates=1&direction=2&cost=6&route=1") // 6.00 a minute
-	users := map[string]string{"alice": "10", "bob": "0.50", "carol": "0.40", "dave": "10"}
-	ext := map[string]string{"alice": "10001", "bob": "10002", "carol": "10003", "dave": "10004"}
-	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+	users := map[string]string{"alice": "10", "bob": "0.50", "carol": "0.40", "dave": "10", "erin": "0.50"}
+	ext := map[string]string{"alice": "10001", "bob": "10002", "carol": "10003", "dave": "10004", "erin": "10005"}
+	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		api.ok(t, "registerUser", fmt.Sprintf("user=%s&web_password=%s&sip_server=127.0.0.1&sip_extension=%s&sip_password=Sip-Secret-%s&balance=%s", u, md5sum(u), ext[u], ext[u], users[u]))
 		api.ok(t, "updateUser", "username="+u+"&rates=1")
 	}
@@ -84,7 +84,7 @@ func TestKamailio(t *testing.T) {
 	rig := &sipRig{sipp: sipp, dir: dir, target: fmt.Sprintf("127.0.0.1:%d", sipPort), uasLog: uasLog}
 
 	t.Run("one call billed once", func(t *testing.T) {
-		calls := rig.call(t, ext["alice"], 1, 3000)
+		calls := rig.call(t, ext["alice"], "+79161234567", 1, 3000)
 		for id, events := range calls {
 			if strings.Join(events, ",") != "answered,hungup" {
 				t.Fatalf("call %s: %v, want answered and hung up by the caller", id, events)
@@ -100,7 +100,7 @@ func TestKamailio(t *testing.T) {
 
 	t.Run("concurrent calls never overspend", func(t *testing.T) {
 		// 5 calls of 3 s at once on 0.50 EUR: 1.50 EUR of talk, 5 s of money.
-		calls := rig.call(t, ext["bob"], 5, 3000)
+		calls := rig.call(t, ext["bob"], "+79161234567", 5, 3000)
 		answered := 0
 		for id, events := range calls {
 			switch strings.Join(events, ",") {
@@ -125,7 +125,7 @@ func TestKamailio(t *testing.T) {
 	t.Run("call cut at its grant", func(t *testing.T) {
 		// 0.40 EUR: a grant of 4 s; the caller would talk 10 s.
 		start := time.Now()
-		calls := rig.call(t, ext["carol"], 1, 10000)
+		calls := rig.call(t, ext["carol"], "+79161234567", 1, 10000)
 		took := time.Since(start)
 		for id, events := range calls {
 			if strings.Join(events, ",") != "answered,cut" {
@@ -147,13 +147,45 @@ func TestKamailio(t *testing.T) {
 		}
 	})
 
+	t.Run("unanswered call settled at once", func(t *testing.T) {
+		// The carrier answers 486 for this number: callFinish with length 0 frees the
+		// reservation of all of erin's 0.50, so her next call gets the whole grant.
+		calls := rig.call(t, ext["erin"], "+79160000486", 1, 1000)
+		for id, events := range calls {
+			if strings.Join(events, ",") != "refused 486" {
+				t.Fatalf("call %s: %v, want busy", id, events)
+			}
+		}
+		if l := api.waitLogs(t, "erin", 1)[0]; l.Time != 0 || l.Status != "BUSY" || l.cost(t) != 0 {
+			t.Fatalf("logged %+v, want 0 s, BUSY, 0", l)
+		}
+		rig.call(t, ext["erin"], "+79161234567", 1, 1000)
+		if l := api.waitLogs(t, "erin", 2)[0]; l.Granted == nil || *l.Granted != 5 || l.Time != 1 {
+			t.Fatalf("the next call: %+v, want a 5 s grant and 1 s", l)
+		}
+		api.checkLedger(t, "erin", "0.50", 2)
+	})
+
+	t.Run("unknown SIP account refused", func(t *testing.T) {
+		before := rig.invites(t)
+		calls := rig.call(t, "19999", "+79161234567", 1, 1000)
+		for id, events := range calls {
+			if strings.Join(events, ",") != "refused 403" {
+				t.Fatalf("call %s: %v, want refused 403 (E_AUTH_FAILED)", id, events)
+			}
+		}
+		if rig.invites(t) != before {
+			t.Fatal("the call reached the carrier")
+		}
+	})
+
 	t.Run("every call refused when the billing is down", func(t *testing.T) {
 		before := rig.invites(t)
 		daemon.Process.Signal(syscall.SIGTERM)
 		daemon.Wait()
 		check := func(what string, n int) {
 			t.Helper()
-			calls := rig.call(t, ext["dave"], n, 3000)
+			calls := rig.call(t, ext["dave"], "+79161234567", n, 3000)
 			for id, events := range calls {
 				if strings.Join(events, ",") != "refused 503" {
 					t.Errorf("%s: call %s: %v, want refused 503", what, id, events)
@@ -328,9 +360,9 @@ type sipRig struct {
 	n                         int
 }
 
-// call places n simultaneous calls from the SIP account caller to +79161234567, each
+// call places n simultaneous calls from the SIP account caller to dest, each
 // talking holdMs unless cut, and returns what each call logged, by Call-ID.
-func (r *sipRig) call(t *testing.T, caller string, n, holdMs int) map[string][]string {
+func (r *sipRig) call(t *testing.T, caller, dest string, n, holdMs int) map[string][]string {
 	t.Helper()
 	r.n++
 	scenario, err := os.ReadFile("testdata/sipp/uac.xml")
@@ -341,7 +373,7 @@ func (r *sipRig) call(t *testing.T, caller string, n, holdMs int) map[string][]s
 	os.WriteFile(uac, bytes.ReplaceAll(scenario, []byte("HOLD_MS"), []byte(fmt.Sprint(holdMs))), 0o600)
 	logFile := filepath.Join(r.dir, fmt.Sprintf("uac%d.log", r.n))
 	cmd := exec.Command(r.sipp, "-sf", uac, "-i", "127.0.0.1", "-p", fmt.Sprint(freeUDPPort(t)),
-		"-key", "caller", caller, "-s", "+79161234567", "-m", fmt.Sprint(n), "-l", fmt.Sprint(n), "-r", "100",
+		"-key", "caller", caller, "-s", dest, "-m", fmt.Sprint(n), "-l", fmt.Sprint(n), "-r", "100",
 		"-nostdin", "-timeout", "30s", "-timeout_error", "-trace_logs", "-log_file", logFile, r.target)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
