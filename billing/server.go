@@ -60,6 +60,7 @@ func (s *Service) Handler() http.Handler {
 	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
 	e.GET("/openapi.json", s.serveOpenAPI)
+	e.GET("/metrics", echo.WrapHandler(s.serveMetrics()))
 	api := func(c echo.Context) error { s.serveAPI(c); return nil }
 	e.GET("/billing/api/:version/:apikey/:method", api)
 	e.POST("/billing/api/:version/:apikey/:method", api)
@@ -82,9 +83,15 @@ func (s *Service) serveAPI(c echo.Context) {
 			s.Log.Error("panic in method", "method", cl.method, "panic", p, "stack", string(debug.Stack()))
 			s.answer(c, cl, nil, apierr.New(apierr.UndefinedInstruction, "the method failed"))
 		}
+		took := time.Since(start)
+		label := cl.method
+		if s.method(label) == nil {
+			label = "unknown" // never a caller's text as a label
+		}
+		s.metrics.observe(label, cl.code, took)
 		s.Log.LogAttrs(context.Background(), slog.LevelInfo, "request", slog.String("method", cl.method),
 			slog.String("remote", c.Request().RemoteAddr), slog.Int("status", cl.status),
-			slog.String("code", cl.code), slog.Duration("duration", time.Since(start)))
+			slog.String("code", cl.code), slog.Duration("duration", took))
 	}()
 	resp, err := s.run(c, cl)
 	s.answer(c, cl, resp, err)
@@ -125,6 +132,12 @@ type Call struct {
 // rules (keys.Gate.Authorize, or keys.Permit for a caller already known), argument
 // binding, the handler.
 func (s *Service) Call(ctx context.Context, in Call) (any, error) {
+	resp, err := s.call(ctx, in)
+	s.metrics.countCall(in.Method, resp, err)
+	return resp, err
+}
+
+func (s *Service) call(ctx context.Context, in Call) (any, error) {
 	m := s.method(in.Method)
 	if m == nil {
 		return nil, apierr.New(apierr.UnknownMethod, "no method %q", in.Method)

@@ -23,8 +23,9 @@ type Service struct {
 	rt    ratingRuntime // rating snapshot and call-processing background work (rating_load.go)
 	holds holds         // the call path's accounts, mirrored in the group-commit writer (holds.go)
 
-	ext  extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
-	pins pinGuard // wrong msgCallback PINs per SIP account (sms.go)
+	ext     extState // AMI connections, Lua scripts and TTS (asterisk_methods.go, scripts.go)
+	pins    pinGuard // wrong msgCallback PINs per SIP account (sms.go)
+	metrics *metrics // GET /metrics (metrics.go)
 	// registrations limits the invite codes one address creates with registerRequest.
 	registrations keys.Limiter
 }
@@ -55,6 +56,7 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 		Methods: Table{},
 	}
 	s.Gate.Bans.Log = log
+	s.metrics = newMetrics(s)
 	s.registrations = keys.Limiter{Max: cfg.RegisterPerHour, Window: time.Hour}
 	s.declareMethods()
 	return s
