@@ -25,10 +25,8 @@ type Config struct {
 	TLSKey           string
 	PprofListen      string // net/http/pprof on its own address, for profiling; empty is off
 	LogLevel         string
-	LogFormat        string      // text or json
-	MetricsSource    keys.Source // who may read GET /metrics
-	PlainAnswer      []string    // auth_by methods answered in plain text (api_plain_answer)
-	CustomIdentities []string    // extra auth_by methods (apicustomidentities)
+	PlainAnswer      []string // auth_by methods answered in plain text (api_plain_answer)
+	CustomIdentities []string // extra auth_by methods (apicustomidentities)
 	BanThreshold     int
 	MaxCallTime      int // seconds
 	Currency         string
@@ -42,6 +40,9 @@ type Config struct {
 	LuaHTTPAllow     []string // hosts scripts may reach with narayana.http_*
 	AsteriskTimeout  time.Duration
 	AsteriskAllow    []string // operations asteriskRequest may run
+
+	LogFormat     string      // text or json
+	MetricsSource keys.Source // who may read GET /metrics
 
 	// from says where each setting read over the defaults came from ("FILE:LINE" or the
 	// environment variable), so that a check made later, against the database, can name it.
