@@ -8,7 +8,18 @@ PG_TEST_DSN_DEFAULT := postgres://narayana:narayana@127.0.0.1:5432/narayana_test
 PG_TEST_DSN   ?= $(PG_TEST_DSN_DEFAULT)
 VERSION       := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build run test test-pg-setup lint bench clean
+.PHONY: build run test test-pg-setup lint bench clean install deb
+
+# make install: the binary, the sample settings (kept when present), the systemd unit and
+# the operator's docs. DESTDIR stages it (packagers, the packaging test).
+PREFIX        ?= /usr
+SYSCONFDIR    ?= /etc
+UNITDIR       ?= /lib/systemd/system
+# The .deb: nfpm at a pinned version, run through the Go module proxy.
+NFPM_VERSION  ?= v2.48.0
+DEB_VERSION   ?= 0.$(shell git rev-list --count HEAD 2>/dev/null || echo 0)+g$(shell git rev-parse --short HEAD 2>/dev/null || echo 0)
+DEB_ARCH      ?= $(shell $(GO) env GOARCH)
+DIST          ?= dist
 
 build:
 	$(GO) build -ldflags "-X main.Version=$(VERSION)" -o $(BIN) ./cmd/narayanad
@@ -40,5 +51,21 @@ bench: build
 	NARAYANA_BENCH_POSTGRES="$${NARAYANA_BENCH_POSTGRES-$(PG_TEST_DSN)}" bin/narabench -bin $(BIN) \
 		$(if $(filter 1 yes true,$(BENCH_QUICK)),-quick -command 'make bench BENCH_QUICK=1') -out docs/BENCHMARKS.md
 
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/narayanad
+	test -e $(DESTDIR)$(SYSCONFDIR)/narayana/narayana.conf || \
+		install -D -m 0644 contrib/narayana.conf $(DESTDIR)$(SYSCONFDIR)/narayana/narayana.conf
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/bin/narayanad|$(PREFIX)/bin/narayanad|; s|/etc/narayana/|$(SYSCONFDIR)/narayana/|' \
+		contrib/systemd/narayanad.service > $(DESTDIR)$(UNITDIR)/narayanad.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/narayanad.service
+	install -D -m 0644 docs/OPERATIONS.md $(DESTDIR)$(PREFIX)/share/doc/narayanad/OPERATIONS.md
+	install -D -m 0644 contrib/grafana/narayanad.json $(DESTDIR)$(PREFIX)/share/doc/narayanad/grafana-dashboard.json
+
+deb: build
+	mkdir -p $(DIST)
+	VERSION='$(DEB_VERSION)' ARCH='$(DEB_ARCH)' $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) \
+		package --config contrib/nfpm.yaml --packager deb --target $(DIST)/
+
 clean:
-	rm -rf bin demo.db demo.db-shm demo.db-wal
+	rm -rf bin dist demo.db demo.db-shm demo.db-wal

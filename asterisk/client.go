@@ -390,3 +390,10 @@ func (c *Client) send(ctx context.Context, action string, headers []Header, want
 }
 
 func (c *Client) String() string { return fmt.Sprintf("asterisk.Client(%s)", c.cfg.Address) }
+
+// Connected reports whether the session to Asterisk is up now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess != nil && !c.closed
+}

@@ -91,3 +91,19 @@ func (m *Manager) Close() error {
 	}
 	return nil
 }
+
+// Connected reports, for each server a Client was made for, whether its manager session
+// is up (for the daemon's metrics).
+func (m *Manager) Connected() map[string]bool {
+	m.mu.Lock()
+	clients := make(map[string]*Client, len(m.clients))
+	for name, c := range m.clients {
+		clients[name] = c
+	}
+	m.mu.Unlock()
+	up := make(map[string]bool, len(clients))
+	for name, c := range clients {
+		up[name] = c.Connected()
+	}
+	return up
+}

@@ -444,6 +444,7 @@ func (s *Service) sweepReservations(ctx context.Context, q db.Queryer, account i
 		args = append(args, account)
 	}
 	err := q.Select(ctx, &gone, query+` RETURNING id, user_id, uniqueid, destination, amount`, args...)
+	s.metrics.expired.Add(float64(len(gone)))
 	for _, g := range gone {
 		s.Log.Warn("reservation expired unsettled", "reservation", g.ID, "user", g.UserID,
 			"uniqueid", g.UniqueID.String, "destination", g.Destination, "amount", g.Amount.String())

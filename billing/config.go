@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/keys"
 	"github.com/narayana/narayanad/money"
 )
 
@@ -57,6 +58,8 @@ type Config struct {
 	OperatorBank        string
 	VATPercent          money.Micro // percent, such as 20 or 7.5: charges include it
 	InvoiceDueDays      int
+	LogFormat           string      // text or json
+	MetricsSource       keys.Source // who may read GET /metrics
 
 	// from says where each setting read over the defaults came from ("FILE:LINE" or the
 	// environment variable), so that a check made later, against the database, can name it.
@@ -137,6 +140,22 @@ var Options = []Option{
 			return nil
 		}
 		return fmt.Errorf("want debug, info, warn or error, got %q", v)
+	}},
+	{Name: "log_format", Default: "text", Help: "text (key=value lines) or json (one JSON object a line)", set: func(c *Config, v string) error {
+		switch v {
+		case "text", "json":
+			c.LogFormat = v
+			return nil
+		}
+		return fmt.Errorf("want text or json, got %q", v)
+	}},
+	{Name: "metrics_source", Default: "127.0.0.1,::1", Help: "addresses that may read GET /metrics (Prometheus), as a key's source: addresses, CIDR, 10.0.*.*, or *", set: func(c *Config, v string) error {
+		src, err := keys.ParseSource(v)
+		if err != nil {
+			return err
+		}
+		c.MetricsSource = src
+		return nil
 	}},
 	{Name: "api_plain_answer", Default: "sip_extension,id", Help: "auth_by methods whose keys get plain-text answers", set: list(func(c *Config) *[]string { return &c.PlainAnswer })},
 	{Name: "apicustomidentities", Help: "extra auth_by methods; such a key's default_user becomes a request variable", set: list(func(c *Config) *[]string { return &c.CustomIdentities })},

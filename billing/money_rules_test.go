@@ -117,7 +117,11 @@ func TestFinishAboveGrant(t *testing.T) {
 			if rec["over_grant"] != c.over {
 				t.Errorf("length %d: over_grant = %v, want %v", c.length, rec["over_grant"], c.over)
 			}
-			warned := strings.Contains(logs.String(), "uniqueid="+uid+" ")
+			// The WARN line, not the request line, which names every call's uniqueid.
+			warned := false
+			for _, line := range strings.Split(logs.String(), "\n") {
+				warned = warned || strings.Contains(line, "level=WARN") && strings.Contains(line, "uniqueid="+uid+" ")
+			}
 			if warned != c.over {
 				t.Errorf("length %d: logged %v, want %v:\n%s", c.length, warned, c.over, logs.String())
 			}

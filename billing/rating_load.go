@@ -22,6 +22,7 @@ type ratingRuntime struct {
 	mu      sync.Mutex   // serialises reloads
 	version atomic.Int64 // the rating_version the published snapshot was built from; 0 = none
 	checked atomic.Int64 // UnixNano of the last version check
+	loaded  atomic.Int64 // UnixNano when the published snapshot was built (metrics)
 	every   time.Duration
 
 	stop context.CancelFunc
@@ -84,6 +85,7 @@ func (s *Service) reloadRating(ctx context.Context, force bool) error {
 	}
 	rt.live.Store(snap)
 	rt.version.Store(max(v, 1))
+	rt.loaded.Store(time.Now().UnixNano())
 	s.Log.Debug("rating: snapshot loaded", "version", v, "directions", snap.Index.Len(), "tariffs", len(snap.Tariffs))
 	return nil
 }

@@ -31,6 +31,8 @@ type Service struct {
 	sched schedule // the periodic work and the mail sender (maintenance.go, mail.go)
 	// registrations limits the invite codes one address creates with registerRequest.
 	registrations keys.Limiter
+
+	metrics *metrics // GET /metrics (metrics.go)
 }
 
 // New wires a Service over an open, migrated database.
@@ -60,6 +62,7 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 		Now:     time.Now,
 	}
 	s.Gate.Bans.Log = log
+	s.metrics = newMetrics(s)
 	s.registrations = keys.Limiter{Max: cfg.RegisterPerHour, Window: time.Hour}
 	s.declareMethods()
 	return s

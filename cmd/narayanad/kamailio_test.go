@@ -267,24 +267,6 @@ func md5sum(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startProc starts cmd in its own process group and ends the whole group when the test
 // ends, failed or not: Kamailio's children outlive a main process killed alone.
 func startProc(t *testing.T, name string, cmd *exec.Cmd) *syncBuffer {
@@ -303,20 +285,6 @@ func startProc(t *testing.T, name string, cmd *exec.Cmd) *syncBuffer {
 		cmd.Wait()
 	})
 	return out
-}
-
-func waitHealthy(t *testing.T, addr string, logs *syncBuffer) {
-	t.Helper()
-	for i := 0; i < 200; i++ {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("narayanad never healthy:\n%s", logs)
 }
 
 // waitSIP waits until Kamailio answers an OPTIONS on its port (with 405: it takes only

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -220,7 +221,7 @@ func initSQLite(t *testing.T, bin, dir string) string {
 // startServe starts `narayanad serve` with args (which must include --listen) and waits
 // until /healthz answers; the daemon is killed when the test ends. Its stderr (the log)
 // is in the buffer.
-func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	var addr string
 	for i, a := range args {
@@ -229,21 +230,49 @@ func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, *bytes.Buf
 		}
 	}
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
-	logs := &bytes.Buffer{}
+	logs := &syncBuffer{}
 	cmd.Stderr, cmd.Stdout = logs, io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	for i := 0; i < 100; i++ {
+	waitHealthy(t, addr, logs)
+	return cmd, logs
+}
+
+// waitHealthy waits until the daemon at addr answers /healthz; logs, when not nil, is
+// shown if it never does.
+func waitHealthy(t *testing.T, addr string, logs fmt.Stringer) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return cmd, logs
+				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("never healthy:\n%s", logs.String())
-	return nil, nil
+	if logs != nil {
+		t.Fatalf("%s never healthy:\n%s", addr, logs)
+	}
+	t.Fatalf("%s never healthy", addr)
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -32,7 +32,9 @@ func runMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := d.CheckSchema(ctx); err != nil {
 		return err
 	}
-	svc := billing.New(d, cfg, newLogger(stderr, cfg.LogLevel))
+	log, logs := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	defer logs.Close()
+	svc := billing.New(d, cfg, log)
 	defer svc.Close()
 	rep, mail, err := svc.MaintainOnce(ctx)
 	if err != nil {

@@ -47,7 +47,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	log, logw := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	defer logw.Close() // deferred first, so it runs last: every line written, nothing lost on exit
 
 	d, err := db.Open(ctx, *dsn)
 	if err != nil {
@@ -144,12 +145,6 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // pprofMux serves net/http/pprof's handlers, on their own listener rather than the API's,
