@@ -184,7 +184,8 @@ func (s *Service) sendSMS(r *Request) (any, error) { return s.sendMessage(r, "se
 
 // sendVoiceMessage(1) has a carrier call the number and speak text (or play the audio at
 // a URL): the same routes, price and answer as an SMS; the carrier's handler gets
-// method "voice". Stored as type voice, charged as ledger kind voice.
+// method "voice", and a route with prefix `asterisk` calls through the user's SIP server
+// (voice.go). Stored as type voice, charged as ledger kind voice.
 func (s *Service) sendVoiceMessage(r *Request) (any, error) {
 	return s.sendMessage(r, "voice", "voice", KindVoice)
 }
@@ -562,7 +563,7 @@ func (s *Service) inbound(r *Request, method string, fields map[string]string) e
 	if name == "" {
 		return nil
 	}
-	if name == kannelHandler && !s.hasHandler("sms", kannelHandler) {
+	if name == kannelHandler && (s.kannelOn() || !s.hasHandler("sms", kannelHandler)) {
 		// Kannel's get-url and dlr-url use our own field names; a report's type
 		// is one of Kannel's dlr-mask bits.
 		if method == "report" {
