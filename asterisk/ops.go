@@ -2,6 +2,7 @@ package asterisk
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,17 +12,22 @@ import (
 	"time"
 )
 
-// OriginateRequest is what Originate sends. Channel is "Tech/data"; the call
-// is connected to Exten in Context at Priority (default 1).
+// OriginateRequest is what Originate sends. Channel is "Tech/data"; once it
+// answers, the call is connected to Exten in Context at Priority (default 1),
+// or, when Application is set, runs that application with Data instead (as
+// manager.c's action_originate reads them: Application and Data take the
+// place of Context, Exten and Priority).
 type OriginateRequest struct {
-	Channel   string
-	Context   string
-	Exten     string
-	Priority  int
-	CallerID  string        // `"Name" <number>` or a number
-	Timeout   time.Duration // how long to ring; 0 leaves Asterisk's 30s
-	Variables map[string]string
-	Account   string
+	Channel     string
+	Context     string
+	Exten       string
+	Priority    int
+	Application string        // e.g. Playback; Context/Exten/Priority are then not sent
+	Data        string        // the application's argument
+	CallerID    string        // `"Name" <number>` or a number
+	Timeout     time.Duration // how long to ring; 0 leaves Asterisk's 30s
+	Variables   map[string]string
+	Account     string
 }
 
 // OriginateResult is the OriginateResponse of an answered call.
@@ -44,11 +50,11 @@ func (c *Client) Originate(ctx context.Context, req OriginateRequest) (Originate
 	if prio == 0 {
 		prio = 1
 	}
-	h := []Header{
-		{"Channel", req.Channel},
-		{"Context", req.Context},
-		{"Exten", req.Exten},
-		{"Priority", strconv.Itoa(prio)},
+	h := []Header{{"Channel", req.Channel}}
+	if req.Application != "" {
+		h = append(h, Header{"Application", req.Application}, Header{"Data", req.Data})
+	} else {
+		h = append(h, Header{"Context", req.Context}, Header{"Exten", req.Exten}, Header{"Priority", strconv.Itoa(prio)})
 	}
 	if req.CallerID != "" {
 		h = append(h, Header{"CallerID", req.CallerID})
@@ -265,5 +271,51 @@ func (c *Client) Command(ctx context.Context, cli string) (string, error) {
 // Ping checks that Asterisk answers.
 func (c *Client) Ping(ctx context.Context) error {
 	_, err := c.do(ctx, "Ping", nil)
+	return err
+}
+
+// MessageRequest is what MessageSend sends: an out-of-call message (a SIP
+// MESSAGE) through one of Asterisk's message technologies.
+type MessageRequest struct {
+	To        string // tech:destination, e.g. pjsip:100 (res_pjsip_messaging) or sip:100 (chan_sip)
+	From      string // the sender: a user, user@domain or a SIP URI
+	Body      string
+	Variables map[string]string // message variables (Variable: name=value)
+}
+
+// maxMessageBody is the longest body MessageSend can carry: Asterisk decodes
+// Base64Body into a 1301-byte buffer (main/message.c, action_messagesend), and
+// a Body line must fit the 1024-byte line limit.
+const maxMessageBody = 1300
+
+// MessageSend sends an out-of-call message and returns once Asterisk has
+// handed it to the technology ("Message successfully sent"). A body without
+// line breaks goes as Body; one with line breaks as Base64Body (the AMI line
+// format cannot carry them). A body that cannot fit either form is
+// ErrInvalidValue; a refused message is an *Error ("Message failed to send.",
+// "Message technology not found.").
+func (c *Client) MessageSend(ctx context.Context, req MessageRequest) error {
+	if req.To == "" || !strings.Contains(req.To, ":") {
+		return fmt.Errorf("%w: message destination %q is not tech:destination", ErrInvalidValue, req.To)
+	}
+	if len(req.Body) > maxMessageBody {
+		return fmt.Errorf("%w: message body of %d bytes (at most %d)", ErrInvalidValue, len(req.Body), maxMessageBody)
+	}
+	h := []Header{{"To", req.To}}
+	if req.From != "" {
+		h = append(h, Header{"From", req.From})
+	}
+	if strings.ContainsAny(req.Body, "\r\n") {
+		h = append(h, Header{"Base64Body", base64.StdEncoding.EncodeToString([]byte(req.Body))})
+	} else {
+		h = append(h, Header{"Body", req.Body})
+	}
+	for _, k := range slices.Sorted(maps.Keys(req.Variables)) {
+		if k == "" || strings.ContainsAny(k, "=,") || strings.Contains(req.Variables[k], ",") {
+			return fmt.Errorf("%w: message variable %q", ErrInvalidValue, k)
+		}
+		h = append(h, Header{"Variable", k + "=" + req.Variables[k]})
+	}
+	_, err := c.do(ctx, "MessageSend", h)
 	return err
 }

@@ -48,6 +48,9 @@ func (s *Service) asteriskMethods() []Method {
 			Doc("go back to the previous dialplan version", "OK and the restored version"),
 		method("updateInterface", 33, s.updateInterface, "asterisk:string", "url:string!").
 			Doc("install a new interface file on an Asterisk server", "OK and the new version"),
+		method("getServerFile", 50, s.getServerFile, "kind:ustring{dialplan,interface}=dialplan").
+			Doc("the current dialplan or interface file of the key's SIP server, which its #exec line reads on every reload",
+				"the file as text/plain (not an envelope)"),
 	}
 }
 
@@ -472,7 +475,9 @@ func (s *Service) amiBudget() time.Duration {
 
 // Server files: updateDialplan, updateInterface and restoreDialplan keep every version
 // fetched in dialplan_versions (the newest is the current one, named in sip_servers) and
-// make Asterisk reload its dialplan, which includes both files.
+// make Asterisk reload its dialplan. Its extensions.conf reads both files with an
+// `#exec` line that fetches getServerFile (contrib/asterisk/, docs/DIALPLAN.md), so
+// what Asterisk loads on that reload is the version just stored.
 
 const (
 	maxServerFile     = 4 << 20
@@ -615,4 +620,27 @@ func (s *Service) restoreDialplan(r *Request) (any, error) {
 		return nil, amiError(err)
 	}
 	return "OK " + version, nil
+}
+
+// getServerFile(50) answers the current version of the dialplan or interface file of
+// the caller's SIP server (the server named like the API key, DECISIONS §6), exactly
+// as stored, for the `#exec` line of that server's extensions.conf. Before any
+// version is stored it answers a comment line, so the reload finds an empty file
+// rather than an error text.
+func (s *Service) getServerFile(r *Request) (any, error) {
+	srv, err := s.callerServer(r)
+	if err != nil {
+		return nil, err
+	}
+	kind := r.Str("kind")
+	var bodies []string
+	if err := s.DB.Q().Select(r.ctx, &bodies, `SELECT body FROM dialplan_versions WHERE server_id = ? AND kind = ?
+		ORDER BY id DESC LIMIT 1`, srv.ID, kind); err != nil {
+		return nil, err
+	}
+	body := "; narayana: no " + kind + " version stored for " + srv.Name + " yet\n"
+	if len(bodies) == 1 {
+		body = bodies[0]
+	}
+	return Raw{ContentType: "text/plain; charset=utf-8", Body: []byte(body)}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -60,6 +61,16 @@ type Config struct {
 	InvoiceDueDays      int
 	LogFormat           string      // text or json
 	MetricsSource       keys.Source // who may read GET /metrics
+	// Messages without Lua (docs/MESSAGING.md): the built-in Kannel carrier, SIP
+	// messages and voice messages through AMI.
+	KannelSendURL  string // smsbox's sendsms URL; empty: no built-in Kannel carrier
+	KannelUser     string
+	KannelPassword string
+	KannelSMSC     string // smsc-id to send through; empty: Kannel routes
+	KannelDLRURL   string // this daemon's API base (with a key) Kannel reports to
+	KannelDLRMask  int
+	SIPMessageTech string // pjsip or sip: MessageSend's To is <tech>:<extension>
+	VoiceDir       string // where voice messages are written for Asterisk's Playback
 
 	// from says where each setting read over the defaults came from ("FILE:LINE" or the
 	// environment variable), so that a check made later, against the database, can name it.
@@ -123,6 +134,20 @@ func durationOrOff(f func(c *Config) *time.Duration) func(*Config, string) error
 			return nil
 		}
 		return duration(f)(c, v)
+	}
+}
+
+// httpURL reads an http or https URL.
+func httpURL(f func(c *Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("want an http or https URL, got %q", v)
+			}
+		}
+		*f(c) = v
+		return nil
 	}
 }
 
@@ -213,6 +238,21 @@ var Options = []Option{
 		return nil
 	}},
 	{Name: "invoice_due_days", Default: "14", Help: "days a postpaid account has to pay its monthly invoice", set: integer(0, 365, func(c *Config) *int { return &c.InvoiceDueDays })},
+	// Messages without Lua (docs/MESSAGING.md).
+	{Name: "kannel_sendsms_url", Help: "Kannel smsbox's sendsms URL (http://127.0.0.1:13013/cgi-bin/sendsms); SMS routes whose prefix is `kannel` send through it; empty: off", set: httpURL(func(c *Config) *string { return &c.KannelSendURL })},
+	{Name: "kannel_user", Help: "username of Kannel's sendsms-user", set: str(func(c *Config) *string { return &c.KannelUser })},
+	{Name: "kannel_password", Help: "password of Kannel's sendsms-user", Secret: true, set: str(func(c *Config) *string { return &c.KannelPassword })},
+	{Name: "kannel_smsc", Help: "Kannel smsc-id messages are sent through; empty: Kannel's own routing", set: str(func(c *Config) *string { return &c.KannelSMSC })},
+	{Name: "kannel_dlr_url", Help: "this daemon's API as Kannel reaches it, with the key its reports use (http://127.0.0.1:8080/billing/api/2.2/KEY/); empty: no delivery reports", Secret: true, set: httpURL(func(c *Config) *string { return &c.KannelDLRURL })},
+	{Name: "kannel_dlr_mask", Default: "31", Help: "Kannel dlr-mask: the reports asked for (1 delivered, 2 not delivered, 4 buffered, 8 accepted by the SMSC, 16 refused by the SMSC)", set: integer(0, 31, func(c *Config) *int { return &c.KannelDLRMask })},
+	{Name: "sip_message_tech", Default: "pjsip", Help: "message technology sendSIPMessage's AMI MessageSend uses: pjsip (res_pjsip_messaging) or sip (chan_sip)", set: func(c *Config, v string) error {
+		if v != "pjsip" && v != "sip" {
+			return fmt.Errorf("want pjsip or sip, got %q", v)
+		}
+		c.SIPMessageTech = v
+		return nil
+	}},
+	{Name: "voice_dir", Help: "folder voice messages are written to as 8 kHz WAV, at the same path on the Asterisk that plays them (routes whose prefix is `asterisk`); empty: off", set: str(func(c *Config) *string { return &c.VoiceDir })},
 }
 
 // DefaultConfig is the configuration with every option at its default.

@@ -184,7 +184,8 @@ func (s *Service) sendSMS(r *Request) (any, error) { return s.sendMessage(r, "se
 
 // sendVoiceMessage(1) has a carrier call the number and speak text (or play the audio at
 // a URL): the same routes, price and answer as an SMS; the carrier's handler gets
-// method "voice". Stored as type voice, charged as ledger kind voice.
+// method "voice", and a route with prefix `asterisk` calls through the user's SIP server
+// (voice.go). Stored as type voice, charged as ledger kind voice.
 func (s *Service) sendVoiceMessage(r *Request) (any, error) {
 	return s.sendMessage(r, "voice", "voice", KindVoice)
 }
@@ -230,15 +231,9 @@ func (s *Service) sendMessage(r *Request, method, typ, kind string) (any, error)
 			}
 			continue
 		}
-		v, err := s.carrier(r.ctx, "sms", rt.Handler, map[string]any{
-			"method": method, "to": to, "from": from, "text": text, "route": rt.Name, "route_id": rt.ID,
-			"user": scriptUser(u),
-		}, false)
+		extID, status, err := s.deliver(r, u, rt, method, to, from, text)
 		if err == nil {
-			var extID string
-			if extID, err = carrierID(v); err == nil {
-				return s.storeSent(r, u, rt, typ, kind, from, to, text, extID)
-			}
+			return s.storeSent(r, u, rt, typ, kind, from, to, text, extID, status)
 		}
 		if c := apierr.Code(err); c == apierr.InvalidSMSTo || c == apierr.InvalidSMSFrom {
 			return nil, err // the message itself is wrong: another carrier would refuse it too
@@ -249,8 +244,39 @@ func (s *Service) sendMessage(r *Request, method, typ, kind string) (any, error)
 	return nil, lastErr
 }
 
+// deliver hands a message to a route's carrier and answers the carrier's id for it and
+// the message's status: the built-in carriers (a route prefix `kannel` once
+// kannel_sendsms_url is set; `asterisk` for voice messages through the user's SIP
+// server), else the Lua sms handler the prefix names.
+func (s *Service) deliver(r *Request, u *User, rt smsRoute, method, to, from, text string) (string, int, error) {
+	switch {
+	case rt.Handler == kannelHandler && s.kannelOn():
+		if method != "send" {
+			return "", 0, apierr.New(apierr.CarrierError, "route %s (Kannel) carries SMS only", rt.Name)
+		}
+		id, err := s.kannelSend(r.ctx, to, from, text)
+		return id, smsSent, err
+	case rt.Handler == voiceHandler:
+		if method != "voice" {
+			return "", 0, apierr.New(apierr.CarrierError, "route %s (Asterisk) carries voice messages only", rt.Name)
+		}
+		// Originate answers once the callee answered: the message is delivered.
+		id, err := s.voiceCall(r, to, from, text)
+		return id, smsDelivered, err
+	}
+	v, err := s.carrier(r.ctx, "sms", rt.Handler, map[string]any{
+		"method": method, "to": to, "from": from, "text": text, "route": rt.Name, "route_id": rt.ID,
+		"user": scriptUser(u),
+	}, false)
+	if err != nil {
+		return "", 0, err
+	}
+	id, err := carrierID(v)
+	return id, smsSent, err
+}
+
 // storeSent stores a message a carrier accepted and charges it, in one transaction.
-func (s *Service) storeSent(r *Request, u *User, rt smsRoute, typ, kind, from, to, text, extID string) (any, error) {
+func (s *Service) storeSent(r *Request, u *User, rt smsRoute, typ, kind, from, to, text, extID string, status int) (any, error) {
 	var id int64
 	err := s.DB.InTx(r.ctx, func(tx *db.Tx) error {
 		if _, err := lockAccounts(r.ctx, tx, u.AccountID); err != nil {
@@ -258,7 +284,7 @@ func (s *Service) storeSent(r *Request, u *User, rt smsRoute, typ, kind, from, t
 		}
 		var err error
 		id, err = tx.Insert(r.ctx, `INSERT INTO sms (user_id, did, src, dest, msg, status, type, external_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.ID, from, from, to, text, smsSent, typ, extID, time.Now().Unix())
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.ID, from, from, to, text, status, typ, extID, time.Now().Unix())
 		if err != nil {
 			return err
 		}
@@ -313,10 +339,12 @@ func (s *Service) sendHLR(r *Request) (any, error) {
 	return nil, lastErr
 }
 
-// sendSIPMessage(1) sends a SIP MESSAGE to a SIP account of this system. Delivery needs
-// the softswitch, so it goes through the sms handler named "sip" (method "sip", with to,
-// from, text and the account's SIP server); without one it is E_CARRIER_ERROR. Not
-// charged. A `to` that is no SIP account here is E_INVALID_SMS_TO.
+// sendSIPMessage(1) sends a SIP MESSAGE to a SIP account of this system through the
+// account's SIP server: AMI MessageSend (To <sip_message_tech>:<extension>, From the
+// sender) when the server has AMI, unless a script registered the sms handler named
+// "sip" (method "sip", with to, from, text and the account's SIP server), which then
+// delivers it instead. Neither: E_CARRIER_ERROR. Not charged. A `to` that is no SIP
+// account here is E_INVALID_SMS_TO.
 func (s *Service) sendSIPMessage(r *Request) (any, error) {
 	u, err := r.User()
 	if err != nil {
@@ -346,6 +374,15 @@ func (s *Service) sendSIPMessage(r *Request) (any, error) {
 	text := r.Str("text")
 	if err := smsText(text); err != nil {
 		return nil, err
+	}
+	if !s.hasHandler("sms", "sip") && target.Server != "" {
+		srv, err := sipServer(r.ctx, s.DB.Q(), target.Server)
+		if err != nil {
+			return nil, err
+		}
+		if srv.AMIAddress != "" {
+			return s.amiMessage(r, srv, target.Extension, from, text)
+		}
 	}
 	v, err := s.carrier(r.ctx, "sms", "sip", map[string]any{
 		"method": "sip", "to": target.Extension, "from": from, "text": text, "sip_server": target.Server,
@@ -526,6 +563,18 @@ func (s *Service) inbound(r *Request, method string, fields map[string]string) e
 	if name == "" {
 		return nil
 	}
+	if name == kannelHandler && (s.kannelOn() || !s.hasHandler("sms", kannelHandler)) {
+		// Kannel's get-url and dlr-url use our own field names; a report's type
+		// is one of Kannel's dlr-mask bits.
+		if method == "report" {
+			st, ok := kannelStatus(fields["status"])
+			if !ok {
+				return apierr.New(apierr.InvalidArgument, "status: unknown Kannel report type %q", fields["status"])
+			}
+			fields["status"] = st
+		}
+		return nil
+	}
 	in := map[string]any{"method": method, "params": r.rawParams(), "remote": r.Remote.String()}
 	for k, v := range fields {
 		in[k] = v
@@ -618,7 +667,14 @@ func (s *Service) receiveDeliveryReport(r *Request) (any, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	_, err = s.DB.Q().Exec(r.ctx, `UPDATE sms SET status = ? WHERE id = ?`, st, id)
+	// Reports can arrive out of order (Kannel sends "accepted by the SMSC" and
+	// "delivered" separately): one that the message is still on its way does not
+	// undo a final report.
+	q := `UPDATE sms SET status = ? WHERE id = ?`
+	if st == smsSent {
+		q += fmt.Sprintf(` AND status = %d`, smsSent)
+	}
+	_, err = s.DB.Q().Exec(r.ctx, q, st, id)
 	return true, err
 }
 

@@ -15,6 +15,7 @@ package amisim
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"regexp"
@@ -104,6 +105,10 @@ type Server struct {
 	outcomes    map[string]Outcome
 	defOutcome  Outcome
 	commands    map[string]string
+	cmdFuncs    map[string]func() (string, error)
+	techs       []string
+	badTo       map[string]bool
+	messages    []SentMessage
 	actions     []Message
 	connections int
 	logins      int
@@ -140,6 +145,9 @@ func New(cfg Config) (*Server, error) {
 		outcomes:   make(map[string]Outcome),
 		defOutcome: Answered,
 		commands:   defaultCommands(cfg.LegacyCommand),
+		cmdFuncs:   make(map[string]func() (string, error)),
+		techs:      []string{"pjsip", "sip"},
+		badTo:      make(map[string]bool),
 	}
 	s.wg.Add(1)
 	go s.accept()
@@ -249,6 +257,45 @@ func (s *Server) SetCommand(cli, output string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commands[normalizeCLI(cli)] = output
+}
+
+// SetCommandFunc makes a CLI command run fn each time it is received: its
+// output answers, an error answers Response: Error with the error's text. A
+// test uses it for what Asterisk does on that command, such as reading the
+// dialplan's #exec include on `dialplan reload`.
+func (s *Server) SetCommandFunc(cli string, fn func() (string, error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cmdFuncs[normalizeCLI(cli)] = fn
+}
+
+// SentMessage is a message MessageSend handed to a technology.
+type SentMessage struct {
+	To, From, Body string
+	Variables      []string // name=value, in order
+}
+
+// Messages returns the messages MessageSend accepted, in order.
+func (s *Server) Messages() []SentMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.messages)
+}
+
+// SetMessageTechs sets the message technologies MessageSend knows (default
+// pjsip and sip); others answer "Message technology not found.".
+func (s *Server) SetMessageTechs(techs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.techs = techs
+}
+
+// FailMessagesTo makes MessageSend to this destination (To, e.g. pjsip:100)
+// answer "Message failed to send.", as when the endpoint has no contact.
+func (s *Server) FailMessagesTo(to string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.badTo[to] = true
 }
 
 // AddChannel adds a channel to the model and returns it with its defaults
@@ -515,6 +562,8 @@ func (c *conn) handle(m Message, loggedIn bool) bool {
 		return c.command(m, id)
 	case "coreshowchannels":
 		return c.coreShowChannels(id)
+	case "messagesend":
+		return c.messageSend(m, id)
 	}
 	return c.write(response(id, "Error", "Invalid/unknown command: "+name+". Use Action: ListCommands to show available commands.")) == nil
 }
@@ -554,10 +603,14 @@ func (c *conn) originate(m Message, id string) bool {
 	s := c.srv
 	channel := m.Get("Channel")
 	exten := m.Get("Exten")
+	app := m.Get("Application")
 	switch {
 	case channel == "":
 		return c.write(response(id, "Error", "Channel not specified")) == nil
-	case exten != "" && (m.Get("Context") == "" || m.Get("Priority") == ""):
+	case app == "" && exten == "":
+		// manager.c: neither an application nor an extension to connect to.
+		return c.write(response(id, "Error", "Extension does not exist.")) == nil
+	case app == "" && exten != "" && (m.Get("Context") == "" || m.Get("Priority") == ""):
 		return c.write(response(id, "Error", "Originate with 'Exten' requires 'Context' and 'Priority'")) == nil
 	case !strings.Contains(channel, "/"):
 		return c.write(response(id, "Error", "Invalid channel")) == nil
@@ -789,7 +842,15 @@ func (c *conn) command(m Message, id string) bool {
 	}
 	s.mu.Lock()
 	out, ok := s.commands[cli]
+	fn := s.cmdFuncs[cli]
 	s.mu.Unlock()
+	if fn != nil {
+		var err error
+		if out, err = fn(); err != nil {
+			return c.write(response(id, "Error", err.Error())) == nil
+		}
+		ok = true
+	}
 	if !ok {
 		first, _, _ := strings.Cut(cli, " ")
 		out = fmt.Sprintf("No such command '%s' (type 'core show help %s' for other possible commands)\n", cli, first)
@@ -810,4 +871,47 @@ func (c *conn) command(m Message, id string) bool {
 		resp = append(resp, Header{"Output", line})
 	}
 	return c.write(resp) == nil
+}
+
+// messageSend answers MessageSend as main/message.c's action_messagesend does:
+// Destination, else To, names tech:destination; Base64Body (decoded into a
+// 1300-byte buffer) takes precedence over Body; Variable headers hold
+// name=value pairs, comma separated.
+func (c *conn) messageSend(m Message, id string) bool {
+	s := c.srv
+	to := m.Get("To")
+	if d := m.Get("Destination"); d != "" {
+		to = d
+	} else if to == "" {
+		return c.write(response(id, "Error", "No 'To' address specified.")) == nil
+	}
+	body := m.Get("Body")
+	if b64 := m.Get("Base64Body"); b64 != "" {
+		raw, _ := base64.StdEncoding.DecodeString(b64)
+		if len(raw) > 1300 {
+			raw = raw[:1300]
+		}
+		body = string(raw)
+	}
+	tech, _, _ := strings.Cut(to, ":")
+	s.mu.Lock()
+	known := slices.ContainsFunc(s.techs, func(t string) bool { return strings.EqualFold(t, tech) })
+	bad := s.badTo[to]
+	if known && !bad {
+		var vars []string
+		for _, v := range m.Values("Variable") {
+			for _, p := range strings.Split(v, ",") {
+				vars = append(vars, strings.TrimSpace(p))
+			}
+		}
+		s.messages = append(s.messages, SentMessage{To: to, From: m.Get("From"), Body: body, Variables: vars})
+	}
+	s.mu.Unlock()
+	switch {
+	case !known:
+		return c.write(response(id, "Error", "Message technology not found.")) == nil
+	case bad:
+		return c.write(response(id, "Error", "Message failed to send.")) == nil
+	}
+	return c.write(response(id, "Success", "Message successfully sent")) == nil
 }
