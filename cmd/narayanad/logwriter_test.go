@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -124,7 +123,7 @@ func BenchmarkRequestLine(b *testing.B) {
 // TestLogWriterFlushes: a line waits at most a tick, a WARN line not at all, Close writes
 // the rest.
 func TestLogWriterFlushes(t *testing.T) {
-	var out lockedBuffer
+	var out syncBuffer
 	log, lw := newLogger(&out, "info", "text")
 	log.Info("request", "n", 1)
 	deadline := time.Now().Add(5 * time.Second)
@@ -143,22 +142,4 @@ func TestLogWriterFlushes(t *testing.T) {
 	if !strings.Contains(out.String(), "last") {
 		t.Fatal("Close did not flush")
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the ticker's writes and the test's reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
