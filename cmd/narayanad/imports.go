@@ -12,7 +12,6 @@ import (
 
 	"github.com/narayana/narayanad/billing"
 	"github.com/narayana/narayanad/billing/rating"
-	"github.com/narayana/narayanad/db"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -52,18 +51,6 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-}
-
-func openChecked(ctx context.Context, dsn string) (*db.DB, error) {
-	d, err := db.Open(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.CheckSchema(ctx); err != nil {
-		d.Close()
-		return nil, err
-	}
-	return d, nil
 }
 
 // openInput opens the CSV file ("-" is stdin).

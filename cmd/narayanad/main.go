@@ -285,6 +285,20 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// openChecked opens the database at dsn and checks that it holds this binary's schema:
+// what every command but init, migrate and demo starts with.
+func openChecked(ctx context.Context, dsn string) (*db.DB, error) {
+	d, err := db.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.CheckSchema(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
 // dsnFlag declares --db with NARAYANA_DB and the default DSN behind it. Usage shows the
 // DSN without its password.
 func dsnFlag(fs *flag.FlagSet) *string {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/narayana/narayanad/billing"
-	"github.com/narayana/narayanad/db"
 )
 
 // runMaintenance runs the periodic work once (billing.MaintainOnce), for cron beside or
@@ -24,14 +23,11 @@ func runMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	d, err := db.Open(ctx, *dsn)
+	d, err := openChecked(ctx, *dsn)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := d.CheckSchema(ctx); err != nil {
-		return err
-	}
 	log, logs := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	defer logs.Close()
 	svc := billing.New(d, cfg, log)

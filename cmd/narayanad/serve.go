@@ -50,14 +50,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log, logw := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	defer logw.Close() // deferred first, so it runs last: every line written, nothing lost on exit
 
-	d, err := db.Open(ctx, *dsn)
+	d, err := openChecked(ctx, *dsn)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := d.CheckSchema(ctx); err != nil {
-		return err
-	}
 	if err := cfg.CheckCurrency(ctx, d); err != nil {
 		return err
 	}
