@@ -81,7 +81,11 @@ type pipeStmt struct {
 // one ? that receives the keys in ascending order, e.g.
 // `SELECT id FROM accounts WHERE id = ANY(?) ORDER BY id FOR UPDATE`. Call it before the
 // first InTxBatch; without it keys only keep jobs in separate groups.
-func (d *DB) SetBatchLock(query string) { d.pg.lock = query }
+func (d *DB) SetBatchLock(query string) {
+	if d != nil { // a Service without a database (the generated docs)
+		d.pg.lock = query
+	}
+}
 
 func (d *DB) pgBatch(ctx context.Context, fn func(*Tx) error, keys []int64) error {
 	b := &d.pg
