@@ -162,13 +162,15 @@ func TestPostgresFailover(t *testing.T) {
 	}
 	type finish struct{ query, answer string }
 	var (
-		mu       sync.Mutex
-		acked    = map[string]string{} // uniqueid → its Saved line
-		unacked  []finish
-		lastOK   atomic.Int64 // unix nanoseconds of the last Saved answer
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
-		sequence atomic.Int64
+		mu          sync.Mutex
+		acked       = map[string]string{} // uniqueid → its Saved line
+		unacked     []finish
+		resent      int          // finishes answered only when sent again
+		lastOK      atomic.Int64 // unix nanoseconds of the last Saved answer
+		lastRefusal atomic.Value
+		stop        = make(chan struct{})
+		wg          sync.WaitGroup
+		sequence    atomic.Int64
 	)
 	for w := range 4 {
 		wg.Add(1)
@@ -183,18 +185,42 @@ func TestPostgresFailover(t *testing.T) {
 				}
 				uid := fmt.Sprintf("fo.%d", sequence.Add(1))
 				q := "login=" + ext + "&destination=79161234567&uniqueid=" + uid
-				if a := get("callPrepare", q); !strings.Contains(a, "Allowed ") {
+				// Like an Asterisk whose request failed, a worker asks again with the same
+				// uniqueid (a callPrepare replaces its own reservation, a callFinish charges
+				// once) until it gets an answer line or the test stops.
+				again := func(method, q string, answered ...string) (string, bool) {
+					for n := 0; ; n++ {
+						a := get(method, q)
+						for _, p := range answered {
+							if strings.Contains(a, p) {
+								return a, n > 0
+							}
+						}
+						select {
+						case <-stop:
+							return a, n > 0
+						case <-time.After(50 * time.Millisecond):
+						}
+					}
+				}
+				if a, _ := again("callPrepare", q, "Allowed ", "Declined "); !strings.Contains(a, "Allowed ") {
+					lastRefusal.Store(a)
 					time.Sleep(20 * time.Millisecond)
 					continue
 				}
-				fq := q + "&status=ANSWER&length=" + strconv.Itoa(1+int(sequence.Load()%9))
-				a := get("callFinish", fq)
+				// Short calls: the demo users' balances (20 and 100 EUR) last the test.
+				fq := q + "&status=ANSWER&length=" + strconv.Itoa(1+int(sequence.Load()%2))
+				a, retried := again("callFinish", fq, "Saved ")
 				mu.Lock()
-				if strings.Contains(a, "Saved ") {
+				switch {
+				case !strings.Contains(a, "Saved "):
+					unacked = append(unacked, finish{fq, a})
+				default:
 					acked[uid] = a
 					lastOK.Store(time.Now().UnixNano())
-				} else {
-					unacked = append(unacked, finish{fq, a})
+					if retried {
+						resent++
+					}
 				}
 				mu.Unlock()
 			}
@@ -211,7 +237,7 @@ func TestPostgresFailover(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		t.Fatalf("%s: no call saved for 30 s\n%s", what, logs.String())
+		t.Fatalf("%s: no call saved for 30 s (last callPrepare refused: %v)\n%s", what, lastRefusal.Load(), logs.String())
 	}
 	carriesOn("start")
 	time.Sleep(time.Second)
@@ -239,7 +265,7 @@ func TestPostgresFailover(t *testing.T) {
 		uid, _, _ = strings.Cut(uid, "&")
 		acked[uid] = a
 	}
-	t.Logf("%d calls saved, %d of them sent again after an error", len(acked), len(unacked))
+	t.Logf("%d calls saved, %d of them sent again after an error", len(acked), resent+len(unacked))
 
 	ctx := context.Background()
 	d, err := db.Open(ctx, dsn)
