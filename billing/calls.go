@@ -380,7 +380,7 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		// Read under the account's row lock (on PostgreSQL it must come after the lock is
 		// granted, to see the reservations the lock's previous holder committed), or
 		// from the writer's mirror of it on SQLite.
-		acc, err := s.holds.account(ctx, tx, u.AccountID)
+		acc, err := s.holds.account(ctx, tx, u.AccountID, now, uid, prior)
 		if err != nil {
 			return err
 		}
@@ -410,7 +410,7 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 			s.holds.reserved(tx, u.AccountID, callHold(uid, prior, id), hold{amount: amount, expires: expires})
 		}
 		return err
-	})
+	}, u.AccountID) // on PostgreSQL: the account this job reads and writes (db.InTxBatch)
 	if err != nil {
 		return nil, err
 	}
@@ -612,7 +612,7 @@ func (s *Service) callFinish(r *Request) (any, error) {
 			s.holds.posted(tx, u.AccountID, -cost)
 		}
 		return nil
-	})
+	}, u.AccountID)
 	if errors.Is(err, db.ErrConflict) && uid != "" {
 		// The same call finished concurrently: answer its saved line, charge nothing.
 		ans, ok, err := savedAnswer(ctx, s.DB.Q(), uid, prior)

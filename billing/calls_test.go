@@ -461,6 +461,7 @@ func checkConcurrent(t *testing.T, e *env, hs []http.Handler, s rtSeed) {
 			if code == 200 && strings.HasPrefix(body, "Saved ") && (i%3 != 0 || dup == body) {
 				charges[i] = ratCharge(s.base, 200_000, length, false)
 			} else {
+				t.Logf("finish %d: %d %q dup %q", i, code, body, dup)
 				charges[i] = -1
 			}
 		}(i, c)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/money"
 )
@@ -60,8 +61,12 @@ type hold struct {
 // maxHeldAccounts bounds the mirror; past it, it starts over.
 const maxHeldAccounts = 100_000
 
-// account returns the account id locked in tx (kept, or read and kept).
-func (h *holds) account(ctx context.Context, tx *db.Tx, id int64) (*heldAccount, error) {
+// account returns the account id locked in tx (kept, or read and kept), to be asked
+// for spendable(now, uniqueid, prior) with the same now, uniqueid and prior.
+func (h *holds) account(ctx context.Context, tx *db.Tx, id int64, now int64, uniqueid string, prior int) (*heldAccount, error) {
+	if tx.Dialect() == db.Postgres {
+		return lockedAccount(ctx, tx, id, now, uniqueid, prior)
+	}
 	if e := tx.Epoch(); e != 0 {
 		if h.epoch != e || len(h.accounts) >= maxHeldAccounts {
 			h.epoch, h.accounts, h.owner = e, map[int64]*heldAccount{}, map[holdKey]int64{}
@@ -98,6 +103,31 @@ func (h *holds) account(ctx context.Context, tx *db.Tx, id int64) (*heldAccount,
 		}
 	}
 	return a, nil
+}
+
+// lockedAccount reads on PostgreSQL, in one statement, what spendable needs. The call
+// path's InTxBatch names the account as its key, so an earlier statement of the same
+// transaction (the group's, or pgAlone's) already holds its row lock: this statement's
+// snapshot, taken after that, sees every reservation committed by the lock's previous
+// holders. (Were the lock taken by this statement, its subquery would see only what was
+// committed when it started waiting.)
+func lockedAccount(ctx context.Context, tx *db.Tx, id int64, now int64, uniqueid string, prior int) (*heldAccount, error) {
+	var a struct {
+		Balance   money.Micro `db:"balance"`
+		Overdraft money.Micro `db:"overdraft"`
+		Held      money.Micro `db:"held"`
+	}
+	err := tx.Get(ctx, &a, `SELECT a.balance, a.overdraft, COALESCE((SELECT SUM(r.amount) FROM reservations r
+		WHERE r.account_id = a.id AND r.expires_at >= ?
+		AND NOT (r.uniqueid IS NOT NULL AND r.uniqueid = ? AND r.prior = ?)), 0) AS held
+		FROM accounts a WHERE a.id = ?`+tx.ForUpdate(), now, uniqueid, prior, id)
+	if db.IsNotFound(err) {
+		return nil, apierr.New(apierr.NotExist, "no account %d", id)
+	} else if err != nil {
+		return nil, err
+	}
+	// Counted at now, with no reservation kept: spendable(now, …) answers from held.
+	return &heldAccount{balance: a.Balance, overdraft: a.Overdraft, held: a.Held, countedAt: now, soonest: math.MaxInt64}, nil
 }
 
 // spendable is what the account can still spend at unix time now: balance + overdraft

@@ -63,6 +63,8 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 	}
 	s.Gate.Bans.Log = log
 	s.metrics = newMetrics(s)
+	// The call path's group commit on PostgreSQL locks its accounts first, in id order.
+	d.SetBatchLock(`SELECT id FROM accounts WHERE id = ANY(?) ORDER BY id FOR UPDATE`)
 	s.registrations = keys.Limiter{Max: cfg.RegisterPerHour, Window: time.Hour}
 	s.declareMethods()
 	return s

@@ -52,13 +52,15 @@ type batcher struct {
 // fn. fn must only use tx (a fn that waits for another transaction would wait for
 // itself), and may run twice (a batch whose other job failed runs again), so it must
 // have no effect outside tx but setting its own results and keeping rows under
-// tx.Epoch() (a rolled-back attempt moves the epoch). On PostgreSQL, which runs
-// transactions in parallel, it is InTx, not counted in Writes. Once fn has started it
-// runs to the end whatever happens to ctx, and InTxBatch waits for it: the caller always
-// learns whether it committed.
-func (d *DB) InTxBatch(ctx context.Context, fn func(*Tx) error) error {
+// tx.Epoch() (a rolled-back attempt moves the epoch). On PostgreSQL the group runs its
+// jobs' statements in lockstep, pipelined (pgbatch.go): keys name the rows (account ids)
+// that fn reads and then writes, which no other job of its group may touch, and which
+// the group locks first. Not counted in Writes. Once fn has started it runs to the end
+// whatever happens to ctx, and InTxBatch waits for it: the caller always learns whether
+// it committed.
+func (d *DB) InTxBatch(ctx context.Context, fn func(*Tx) error, keys ...int64) error {
 	if d.Dialect != SQLite {
-		return d.inTx(ctx, fn) // the call path's own writes: not counted in Writes
+		return d.pgBatch(ctx, fn, keys) // the call path's own writes: not counted in Writes
 	}
 	d.batch.once.Do(func() {
 		d.batch.jobs = make(chan *batchJob, maxBatch)

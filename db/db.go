@@ -38,6 +38,8 @@ type DB struct {
 
 	writeSlot chan struct{} // SQLite: our write transactions queue here, one at a time
 	batch     batcher
+	pg        pgBatcher // PostgreSQL's group commit
+	dsn       string
 	writes    atomic.Uint64 // see Writes
 }
 
@@ -101,7 +103,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		x.SetMaxOpenConns(32)
 		x.SetMaxIdleConns(32)
 		x.SetConnMaxIdleTime(5 * time.Minute)
-		d := &DB{DB: x, Dialect: Postgres}
+		d := &DB{DB: x, Dialect: Postgres, dsn: dsn}
 		return d, d.ping(ctx)
 	}
 	return nil, fmt.Errorf("db: unsupported DSN %q (want sqlite:PATH or postgres://…)", Redact(dsn))
@@ -187,6 +189,7 @@ type Tx struct {
 	tx      *sqlx.Tx
 	dialect Dialect
 	epoch   uint64
+	pipe    *pgJob // a job of PostgreSQL's group commit: statements go to its group's rounds
 }
 
 // Epoch is nonzero only for a job of the group-commit writer (SQLite). While it stays
@@ -196,12 +199,24 @@ type Tx struct {
 func (t *Tx) Epoch() uint64 { return t.epoch }
 
 func (t *Tx) Get(ctx context.Context, dest any, query string, args ...any) error {
+	if t.pipe != nil {
+		_, err := t.pipe.query(query, args, dest, true)
+		return err
+	}
 	return Translate(t.tx.GetContext(ctx, dest, t.tx.Rebind(query), args...))
 }
 func (t *Tx) Select(ctx context.Context, dest any, query string, args ...any) error {
+	if t.pipe != nil {
+		_, err := t.pipe.query(query, args, dest, false)
+		return err
+	}
 	return Translate(t.tx.SelectContext(ctx, dest, t.tx.Rebind(query), args...))
 }
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if t.pipe != nil {
+		tag, err := t.pipe.query(query, args, nil, false)
+		return pgResult{tag}, err
+	}
 	r, err := t.tx.ExecContext(ctx, t.tx.Rebind(query), args...)
 	return r, Translate(err)
 }
@@ -213,6 +228,9 @@ type Stmt struct{ st *sqlx.Stmt }
 
 // Prepare prepares query (written with ?) in the transaction.
 func (t *Tx) Prepare(ctx context.Context, query string) (*Stmt, error) {
+	if t.pipe != nil {
+		return nil, errors.New("db: no prepared statements in a group commit")
+	}
 	st, err := t.tx.PreparexContext(ctx, t.tx.Rebind(query))
 	if err != nil {
 		return nil, Translate(err)
@@ -258,6 +276,7 @@ func (t *Tx) ForUpdate() string {
 // Close stops the group commit and closes the database.
 func (d *DB) Close() error {
 	d.closeBatches()
+	d.closePgBatches()
 	return d.DB.Close()
 }
 

@@ -1,0 +1,459 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jmoiron/sqlx"
+)
+
+// PostgreSQL's group commit (bench/NOTES.md, "PostgreSQL"). Measured under load, a call
+// path transaction per request spent most of its time in round trips (BEGIN, the
+// account's lock, the sum of its reservations, the INSERT, COMMIT: 40% of the daemon's
+// CPU was the syscalls of them) and in the WAL flush of its own COMMIT (a third of the
+// backends waited on WALWrite). Here a few writer goroutines each run a group of jobs in
+// one transaction on a connection of their own, in lockstep: every round sends the next
+// statement of each job still running as one pipeline (a pgx batch), so a group of 64
+// callPrepares costs about four round trips and one COMMIT instead of 320 and 64.
+//
+// The jobs of a group share one backend, so their row locks do not keep them apart:
+// jobs that read and then write the same rows name them (InTxBatch's keys, account ids),
+// no two jobs with a common key share a group, and a group locks all its keys first, in
+// id order, in its first round (SetBatchLock), so that groups of several writers and
+// several daemons queue on those locks and never deadlock on them.
+//
+// A job that fails (an SQL error, or fn's own error) fails its group: the group is rolled
+// back and each of its jobs runs again in a transaction of its own (InTx), which decides
+// its true outcome. Jobs must therefore be safe to run twice (they are on SQLite too).
+
+// pgWriters is how many groups run at once: while one group waits for its round trip
+// or its commit, another runs.
+const pgWriters = 2
+
+// roundTimeout bounds one round trip of a group.
+const roundTimeout = 10 * time.Second
+
+// errAlone tells a job that its group failed before committing: it runs again alone.
+var errAlone = errors.New("db: group failed; the job runs alone")
+
+// errGroupAborted answers the statements of a group that has already failed.
+var errGroupAborted = errors.New("db: the group commit was aborted")
+
+type pgBatcher struct {
+	mu   sync.Mutex // forming a group
+	held []*pgJob   // jobs that clashed with a group's keys, or were left when it closed
+	once sync.Once
+	jobs chan *pgJob
+	stop chan struct{}
+	wg   sync.WaitGroup
+	lock string // the statement locking a group's keys (SetBatchLock), with one ? for the array
+}
+
+type pgJob struct {
+	ctx   context.Context
+	fn    func(*Tx) error
+	keys  []int64
+	start chan *Tx       // the writer hands the job its Tx
+	stmts chan *pipeStmt // the job's next statement; nil once fn has returned (err is set)
+	err   error          // fn's result
+	done  chan error     // the outcome: nil (committed), errAlone, or the commit's error
+}
+
+type pipeStmt struct {
+	query string
+	args  []any
+	dest  any // Get or Select: where the rows go; nil: Exec
+	get   bool
+	res   chan error
+	tag   pgconn.CommandTag
+}
+
+// SetBatchLock sets the statement that locks a group's keys on PostgreSQL, written with
+// one ? that receives the keys in ascending order, e.g.
+// `SELECT id FROM accounts WHERE id = ANY(?) ORDER BY id FOR UPDATE`. Call it before the
+// first InTxBatch; without it keys only keep jobs in separate groups.
+func (d *DB) SetBatchLock(query string) {
+	if d != nil { // a Service without a database (the generated docs)
+		d.pg.lock = query
+	}
+}
+
+func (d *DB) pgBatch(ctx context.Context, fn func(*Tx) error, keys []int64) error {
+	b := &d.pg
+	b.once.Do(func() {
+		b.jobs = make(chan *pgJob, maxBatch)
+		b.stop = make(chan struct{})
+		b.wg.Add(1)
+		go d.runPgGroups()
+	})
+	j := &pgJob{ctx: ctx, fn: fn, keys: keys, start: make(chan *Tx, 1), stmts: make(chan *pipeStmt),
+		done: make(chan error, 1)}
+	select {
+	case b.jobs <- j:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.stop:
+		return fmt.Errorf("db: closed")
+	}
+	tx := <-j.start
+	if tx != nil {
+		j.err = runJob(fn, tx)
+		j.stmts <- nil
+	}
+	err := <-j.done
+	if err == errAlone {
+		return d.pgAlone(ctx, fn, keys)
+	}
+	return err
+}
+
+// pgAlone runs a job of a failed group in a transaction of its own, which takes the
+// job's keys first like a group does (so the two never lock in opposite orders), and
+// runs again after a deadlock.
+func (d *DB) pgAlone(ctx context.Context, fn func(*Tx) error, keys []int64) error {
+	var err error
+	for range 3 {
+		err = d.inTx(ctx, func(tx *Tx) error {
+			if len(keys) > 0 && d.pg.lock != "" {
+				k := slices.Sorted(slices.Values(keys))
+				if _, err := tx.Exec(ctx, d.pg.lock, k); err != nil {
+					return err
+				}
+			}
+			return fn(tx)
+		})
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "40P01" {
+			return err
+		}
+	}
+	return err
+}
+
+// runPgGroups runs pgWriters writers, each with its own connection. A writer forms its
+// next group when it is free, from every job queued by then.
+func (d *DB) runPgGroups() {
+	defer d.pg.wg.Done()
+	var writers sync.WaitGroup
+	for range pgWriters {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			w := &pgWriter{d: d}
+			defer w.close()
+			for {
+				g := d.nextGroup()
+				if g == nil {
+					return
+				}
+				w.run(g)
+			}
+		}()
+	}
+	writers.Wait()
+	refuse(d.pg.jobs, d.pg.held)
+}
+
+// nextGroup takes the jobs held over and those queued, and returns a group of them in
+// which no two share a key; nil once the database closes.
+func (d *DB) nextGroup() []*pgJob {
+	b := &d.pg
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.held) == 0 {
+		select {
+		case j := <-b.jobs:
+			b.held = append(b.held, j)
+		case <-b.stop:
+			return nil
+		}
+	}
+	// Take what has queued, then let the goroutines about to queue run once.
+	for round := 0; round < 2; round++ {
+	more:
+		for len(b.held) < 4*maxBatch {
+			select {
+			case j := <-b.jobs:
+				b.held = append(b.held, j)
+			default:
+				break more
+			}
+		}
+		if round == 0 && len(b.held) < minBatch {
+			runtime.Gosched()
+		}
+	}
+	var group, rest []*pgJob
+	taken := map[int64]bool{}
+	for _, j := range b.held {
+		if len(group) >= maxBatch || slices.ContainsFunc(j.keys, func(k int64) bool { return taken[k] }) {
+			rest = append(rest, j) // clashes: first in the next group
+			continue
+		}
+		for _, k := range j.keys {
+			taken[k] = true
+		}
+		group = append(group, j)
+	}
+	b.held = rest
+	return group
+}
+
+// refuse answers the jobs not run when the database closes.
+func refuse(queued chan *pgJob, jobs []*pgJob) {
+	for {
+		select {
+		case j := <-queued:
+			jobs = append(jobs, j)
+			continue
+		default:
+		}
+		break
+	}
+	for _, j := range jobs {
+		j.start <- nil
+		j.done <- fmt.Errorf("db: closed")
+	}
+}
+
+// pgWriter runs groups on its own connection, opened on first use and again after an
+// error (to whichever host of the DSN is then the primary).
+type pgWriter struct {
+	d    *DB
+	conn *pgx.Conn
+}
+
+func (w *pgWriter) close() {
+	if w.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		w.conn.Close(ctx)
+		cancel()
+		w.conn = nil
+	}
+}
+
+func (w *pgWriter) run(group []*pgJob) {
+	ctx := context.Background()
+	var live []*pgJob
+	for _, j := range group {
+		if err := j.ctx.Err(); err != nil {
+			j.start <- nil
+			j.done <- err // gone before it started: nothing of it is written
+			continue
+		}
+		live = append(live, j)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if w.conn == nil {
+		c, err := pgx.Connect(ctx, w.d.dsn)
+		if err != nil {
+			for _, j := range live {
+				j.start <- nil
+				j.done <- errAlone // the pool's connections may still reach a primary
+			}
+			return
+		}
+		w.conn = c
+	}
+	var keys []int64
+	for _, j := range live {
+		keys = append(keys, j.keys...)
+		j.start <- &Tx{dialect: Postgres, pipe: j}
+	}
+	slices.Sort(keys)
+	failed, begun := false, false
+	running := live
+	for len(running) > 0 {
+		var stmts []*pipeStmt
+		next := running[:0:0]
+		for _, j := range running {
+			st := <-j.stmts
+			if st == nil {
+				if j.err != nil {
+				}
+				failed = failed || j.err != nil
+				continue
+			}
+			if failed {
+				st.res <- errGroupAborted
+			} else {
+				stmts = append(stmts, st)
+			}
+			next = append(next, j)
+		}
+		running = next
+		if len(stmts) == 0 {
+			continue
+		}
+		b := &pgx.Batch{}
+		if !begun {
+			b.Queue("BEGIN")
+			if len(keys) > 0 && w.d.pg.lock != "" {
+				b.Queue(sqlx.Rebind(sqlx.DOLLAR, w.d.pg.lock), keys)
+			}
+		}
+		for _, st := range stmts {
+			b.Queue(st.query, st.args...)
+		}
+		// A round that hangs (a primary gone without a word) gives up: the group runs
+		// again, job by job, on the pool, which finds the new primary.
+		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
+		br := w.conn.SendBatch(rctx, b)
+		var err error
+		if !begun {
+			_, err = br.Exec()
+			if err == nil && len(keys) > 0 && w.d.pg.lock != "" {
+				_, err = br.Exec()
+			}
+			begun = true
+		}
+		for _, st := range stmts {
+			if err != nil || failed {
+				st.res <- errGroupAborted
+				continue
+			}
+			if e := st.run(br); e != nil {
+				println("DEBUG stmt", e.Error())
+				failed = true
+				st.res <- Translate(e)
+				continue
+			}
+			st.res <- nil
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		cancel()
+		if err != nil {
+			failed = true
+		}
+	}
+	if !begun {
+		for _, j := range live {
+			j.done <- j.err // no statement: nothing to commit
+		}
+		return
+	}
+	if failed {
+		println("DEBUG group failed", len(live))
+		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
+		if _, err := w.conn.Exec(rctx, "ROLLBACK"); err != nil {
+			w.close()
+		}
+		cancel()
+		for _, j := range live {
+			j.done <- errAlone
+		}
+		return
+	}
+	w.d.batch.commits.Add(1)
+	w.d.batch.jobsRun.Add(uint64(len(live)))
+	cctx, cancel := context.WithTimeout(ctx, roundTimeout)
+	_, err := w.conn.Exec(cctx, "COMMIT")
+	cancel()
+	if err != nil {
+		// Whether it committed is unknown when the connection failed during COMMIT:
+		// the callers learn of the error, as with InTx, and nothing runs again.
+		w.close()
+		err = Translate(err)
+	}
+	for _, j := range live {
+		j.done <- err
+	}
+}
+
+// run reads the statement's result from the pipeline.
+func (st *pipeStmt) run(br pgx.BatchResults) error {
+	if st.dest == nil {
+		tag, err := br.Exec()
+		st.tag = tag
+		return err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !st.get {
+		return scanRows(rows, st.dest)
+	}
+	// Get: scan into a one-row slice of dest's type.
+	dv := reflect.ValueOf(st.dest)
+	sl := reflect.New(reflect.SliceOf(dv.Type().Elem()))
+	if err := scanRows(rows, sl.Interface()); err != nil {
+		return err
+	}
+	if sl.Elem().Len() == 0 {
+		return sql.ErrNoRows
+	}
+	dv.Elem().Set(sl.Elem().Index(0))
+	return nil
+}
+
+var scannerType = reflect.TypeFor[sql.Scanner]()
+
+// scanRows scans rows into *[]T: structs by their db tags (sqlx), other types (int64,
+// string, sql.NullInt64…) from the one column.
+func scanRows(rows pgx.Rows, dest any) error {
+	sl := reflect.ValueOf(dest).Elem()
+	et := sl.Type().Elem()
+	if et.Kind() == reflect.Struct && !reflect.PointerTo(et).Implements(scannerType) {
+		return sqlx.StructScan(pgRows{rows}, dest)
+	}
+	for rows.Next() {
+		v := reflect.New(et)
+		if err := rows.Scan(v.Interface()); err != nil {
+			return err
+		}
+		sl.Set(reflect.Append(sl, v.Elem()))
+	}
+	return rows.Err()
+}
+
+// query sends a statement of the job to its group's next round and waits for its result.
+func (j *pgJob) query(query string, args []any, dest any, get bool) (pgconn.CommandTag, error) {
+	st := &pipeStmt{query: sqlx.Rebind(sqlx.DOLLAR, query), args: args, dest: dest, get: get, res: make(chan error, 1)}
+	j.stmts <- st
+	err := <-st.res
+	return st.tag, err
+}
+
+// pgRows lets sqlx scan pgx's rows.
+type pgRows struct{ pgx.Rows }
+
+func (r pgRows) Close() error { r.Rows.Close(); return nil }
+
+func (r pgRows) Columns() ([]string, error) {
+	fd := r.FieldDescriptions()
+	out := make([]string, len(fd))
+	for i, f := range fd {
+		out[i] = f.Name
+	}
+	return out, nil
+}
+
+// pgResult is an Exec's result in a group.
+type pgResult struct{ tag pgconn.CommandTag }
+
+func (r pgResult) LastInsertId() (int64, error) {
+	return 0, errors.New("db: no LastInsertId on PostgreSQL")
+}
+func (r pgResult) RowsAffected() (int64, error) { return r.tag.RowsAffected(), nil }
+
+func (d *DB) closePgBatches() {
+	if d.pg.stop != nil {
+		close(d.pg.stop)
+		d.pg.wg.Wait()
+	}
+}
