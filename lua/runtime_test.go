@@ -315,13 +315,19 @@ func TestReload(t *testing.T) {
 	if v, _ := call(rt, "v"); v != int64(1) {
 		t.Fatalf("v = %v", v)
 	}
+	// write replaces a file as editors and deploy tools do, by renaming a finished copy
+	// over it: written in place, the 10 ms poller could load it empty, half written.
 	write := func(name, src string, age time.Duration) {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		tmp := p + ".tmp"
+		if err := os.WriteFile(tmp, []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		mt := time.Now().Add(age)
-		os.Chtimes(p, mt, mt)
+		os.Chtimes(tmp, mt, mt)
+		if err := os.Rename(tmp, p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
