@@ -58,6 +58,20 @@ type Config struct {
 	VATPercent          money.Micro // percent, such as 20 or 7.5: charges include it
 	InvoiceDueDays      int
 
+	// Built-in payment methods (payments.go): bank transfer and Stripe Checkout.
+	BankTitle           string
+	BankCommission      money.Micro // percent added to what the payer pays
+	BankVAT             money.Micro // percent of VAT added on top of amount and commission
+	BankValidDays       int
+	StripeSecretKey     string
+	StripeWebhookSecret string
+	StripeTitle         string
+	StripeCommission    money.Micro
+	StripeVAT           money.Micro
+	StripeSuccessURL    string
+	StripeCancelURL     string
+	StripeAPIURL        string // empty: Stripe's own; tests point it at stripe-mock
+
 	// from says where each setting read over the defaults came from ("FILE:LINE" or the
 	// environment variable), so that a check made later, against the database, can name it.
 	from map[string]string
@@ -123,6 +137,29 @@ func durationOrOff(f func(c *Config) *time.Duration) func(*Config, string) error
 	}
 }
 
+// percentSetting reads a percentage from 0 to 99.99 (decimals allowed) as micro-units.
+func percentSetting(f func(c *Config) *money.Micro) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		m, err := money.Parse(strings.TrimSpace(v))
+		if err != nil || m < 0 || m >= 100*money.One {
+			return fmt.Errorf("want a percentage from 0 to 99.99, got %q", v)
+		}
+		*f(c) = m
+		return nil
+	}
+}
+
+// httpURL reads an http:// or https:// URL; empty is allowed.
+func httpURL(f func(c *Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v = strings.TrimSpace(v); v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			return fmt.Errorf("want an http:// or https:// URL, got %q", v)
+		}
+		*f(c) = v
+		return nil
+	}
+}
+
 // Options lists every setting.
 var Options = []Option{
 	{Name: "listen", Default: "127.0.0.1:8080", Help: "HTTP listen address", set: str(func(c *Config) *string { return &c.Listen })},
@@ -185,15 +222,20 @@ var Options = []Option{
 	{Name: "operator_address", Help: "the operator's address on invoices (\\n starts a new line)", set: str(func(c *Config) *string { return &c.OperatorAddress })},
 	{Name: "operator_tax_id", Help: "the operator's tax id (VAT number, INN) on invoices", set: str(func(c *Config) *string { return &c.OperatorTaxID })},
 	{Name: "operator_bank", Help: "the operator's bank details on invoices (\\n starts a new line)", set: str(func(c *Config) *string { return &c.OperatorBank })},
-	{Name: "vat_percent", Default: "0", Help: "VAT rate in percent included in the charges; invoices show the VAT part of their total (0: no VAT line)", set: func(c *Config, v string) error {
-		m, err := money.Parse(strings.TrimSpace(v))
-		if err != nil || m < 0 || m >= 100*money.One {
-			return fmt.Errorf("want a percentage from 0 to 99.99, got %q", v)
-		}
-		c.VATPercent = m
-		return nil
-	}},
+	{Name: "vat_percent", Default: "0", Help: "VAT rate in percent included in the charges; invoices show the VAT part of their total (0: no VAT line)", set: percentSetting(func(c *Config) *money.Micro { return &c.VATPercent })},
 	{Name: "invoice_due_days", Default: "14", Help: "days a postpaid account has to pay its monthly invoice", set: integer(0, 365, func(c *Config) *int { return &c.InvoiceDueDays })},
+	{Name: "bank_title", Default: "Bank transfer", Help: "title of the built-in `bank` payment method, offered while operator_bank is set (docs/PAYMENTS.md)", set: str(func(c *Config) *string { return &c.BankTitle })},
+	{Name: "bank_commission_percent", Default: "0", Help: "commission in percent of the amount that a bank-transfer payer pays on top", set: percentSetting(func(c *Config) *money.Micro { return &c.BankCommission })},
+	{Name: "bank_vat_percent", Default: "0", Help: "VAT in percent added on top of a bank-transfer payment (amount plus commission); leave 0 when vat_percent already taxes the charges", set: percentSetting(func(c *Config) *money.Micro { return &c.BankVAT })},
+	{Name: "bank_valid_days", Default: "14", Help: "days a bank-transfer invoice waits for the transfer before maintenance expires it", set: integer(1, 365, func(c *Config) *int { return &c.BankValidDays })},
+	{Name: "stripe_secret_key", Help: "Stripe secret API key (sk_live_… or sk_test_…); set, the built-in `stripe` card method is offered (docs/PAYMENTS.md)", Secret: true, set: str(func(c *Config) *string { return &c.StripeSecretKey })},
+	{Name: "stripe_webhook_secret", Help: "signing secret (whsec_…) of the Stripe webhook endpoint /billing/stripe/webhook", Secret: true, set: str(func(c *Config) *string { return &c.StripeWebhookSecret })},
+	{Name: "stripe_title", Default: "Bank card", Help: "title of the built-in `stripe` payment method", set: str(func(c *Config) *string { return &c.StripeTitle })},
+	{Name: "stripe_commission_percent", Default: "0", Help: "commission in percent of the amount that a card payer pays on top", set: percentSetting(func(c *Config) *money.Micro { return &c.StripeCommission })},
+	{Name: "stripe_vat_percent", Default: "0", Help: "VAT in percent added on top of a card payment (amount plus commission); leave 0 when vat_percent already taxes the charges", set: percentSetting(func(c *Config) *money.Micro { return &c.StripeVAT })},
+	{Name: "stripe_success_url", Help: "where Stripe Checkout sends the payer after paying (needed with stripe_secret_key); {INVOICE} is replaced by the invoice number, {CHECKOUT_SESSION_ID} by Stripe", set: httpURL(func(c *Config) *string { return &c.StripeSuccessURL })},
+	{Name: "stripe_cancel_url", Help: "where Stripe Checkout sends a payer who gives up; empty: none", set: httpURL(func(c *Config) *string { return &c.StripeCancelURL })},
+	{Name: "stripe_api_url", Help: "base URL of the Stripe API; empty: Stripe's own (a test points it at stripe-mock)", set: httpURL(func(c *Config) *string { return &c.StripeAPIURL })},
 }
 
 // DefaultConfig is the configuration with every option at its default.
@@ -318,6 +360,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SMTPHost != "" && c.SMTPFrom == "" {
 		return c.settingError("smtp_host", "needs smtp_from, the sender address")
+	}
+	if c.StripeSecretKey != "" && (c.StripeWebhookSecret == "" || c.StripeSuccessURL == "") {
+		return c.settingError("stripe_secret_key", "needs stripe_webhook_secret and stripe_success_url")
 	}
 	return nil
 }

@@ -261,6 +261,19 @@ func (s *Service) generateInvoice(r *Request) (any, error) {
 	return pdfAnswer(d)
 }
 
+// sellerLines is the operator's block on an invoice, from the operator_* settings, in lang.
+func (s *Service) sellerLines(lang string) []string {
+	c := s.Config
+	out := append(configLines(c.OperatorName), configLines(c.OperatorAddress)...)
+	if c.OperatorTaxID != "" {
+		out = append(out, word(lang, "taxid", c.OperatorTaxID))
+	}
+	if bank := configLines(c.OperatorBank); len(bank) > 0 {
+		out = append(out, word(lang, "bank", strings.Join(bank, ", ")))
+	}
+	return out
+}
+
 // invoiceStatusText names an invoice status on the PDF.
 func invoiceStatusText(st int) string {
 	switch st {
@@ -316,14 +329,34 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 	d := invoiceDoc{
 		Title:    "Invoice No. " + strconv.FormatInt(inv.ID, 10),
 		Dates:    []string{"Date: " + formatTime(inv.CreatedAt, tz)},
+		Seller:   s.sellerLines(""),
 		BillTo:   bill,
 		Currency: s.Config.Currency,
 		Lines:    []invoiceLine{{Service: service, Quantity: "1", Price: moneyText(inv.Amount), Amount: inv.Amount}},
 		Total:    inv.Amount,
 		Notes:    []string{"Status: " + invoiceStatusText(inv.Status)},
 	}
+	// A built-in method's invoice shows what the payer pays: commission and VAT on top.
+	builtin := (inv.Handler == PayBank || inv.Handler == PayStripe) && !containsString(s.paymentHandlers(), inv.Handler)
+	if builtin {
+		c := invoiceCharge(inv)
+		if c.Commission != 0 {
+			d.Lines = append(d.Lines, invoiceLine{Service: "Commission " + inv.Comission.Format(2) + "%", Amount: c.Commission})
+		}
+		if c.VAT != 0 {
+			d.Lines = append(d.Lines, invoiceLine{Service: "VAT " + inv.VAT.Format(2) + "%", Amount: c.VAT})
+		}
+		d.Total = c.Total()
+		d.Labels = map[string]string{"total": "Total to pay, " + s.Config.Currency}
+	}
 	if inv.ValidThru > 0 {
 		d.Dates = append(d.Dates, "Valid through: "+formatTime(inv.ValidThru, tz))
+	}
+	if inv.Handler == PayBank && builtin && inv.Status != InvoicePaid {
+		if bank := configLines(s.Config.OperatorBank); len(bank) > 0 {
+			d.Notes = append(d.Notes, "Please pay by bank transfer to: "+strings.Join(bank, ", "),
+				"Payment reference: Invoice "+strconv.FormatInt(inv.ID, 10))
+		}
 	}
 	if cur != s.Config.Currency {
 		if x, err := s.exchange(r.ctx, cur); err == nil {
@@ -337,7 +370,7 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 	if method != "" {
 		d.Notes = append(d.Notes, "Payment method: "+method)
 	}
-	if inv.Comission != 0 {
+	if inv.Comission != 0 && !builtin {
 		d.Notes = append(d.Notes, "Commission: "+inv.Comission.String()+"%")
 	}
 	if inv.Msg != "" {
