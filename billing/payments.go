@@ -160,7 +160,39 @@ func (s *Service) createBuiltinInvoice(r *Request, u *User, b *builtinPayment, s
 		drop()
 		return nil, err
 	}
+	if b.Name == PayBank && s.mailOn() {
+		// The invoice stands whether or not its copy can be mailed.
+		if err := s.mailBankInvoice(ctx, u, id, c, valid); err != nil {
+			s.Log.Error("bank invoice not mailed", "invoice", id, "err", err)
+		}
+	}
 	return out, nil
+}
+
+// mailBankInvoice queues a bank invoice's PDF to the account's billing_email (else the
+// user's notify_email), once per invoice.
+func (s *Service) mailBankInvoice(ctx context.Context, u *User, id int64, c payCharge, valid time.Time) error {
+	inv, err := invoiceByID(ctx, s.DB.Q(), id)
+	if err != nil {
+		return err
+	}
+	pdf, err := renderInvoice(s.paymentInvoiceDoc(ctx, inv))
+	if err != nil {
+		return err
+	}
+	to := u.BillingEmail
+	if strings.TrimSpace(to) == "" {
+		to = u.NotifyEmail
+	}
+	n := strconv.FormatInt(id, 10)
+	subj, body := mailFor("bank_invoice", u.Language, []any{n},
+		[]any{greeting(u), n, moneyText(c.Total()), s.Config.Currency, formatTime(valid.Unix(), u.Timezone)[:10], n})
+	queued, err := s.enqueue(ctx, s.DB.Q(), outMail{Kind: "invoice", Dedup: "bank_invoice:" + n, UserID: u.ID, To: to,
+		Subject: subj, Body: body, AttachName: "invoice-" + n + ".pdf", Attachment: pdf})
+	if queued {
+		s.wakeMail()
+	}
+	return err
 }
 
 // ---- Stripe Checkout ----

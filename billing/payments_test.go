@@ -57,9 +57,12 @@ func TestBankPayments(t *testing.T) {
 			c.OperatorBank = `IBAN DE00 1234 5678\nBIC TESTDEFF`
 			c.BankCommission = 2 * money.One
 			c.BankVAT = 20 * money.One
+			// Mail on, but nothing sends it (New starts no sender): the outbox row is the check.
+			c.SMTPHost, c.SMTPFrom = "127.0.0.1", "billing@example.com"
 		})
 		e.register(admin(), "alice", 11)
 		e.register(admin(), "bob", 11)
+		e.ok(e.do(e.web, "updateAccount", admin("username", "alice", "billing_email", "alice@example.com")))
 
 		a := e.ok(e.do(e.web, "getPaymentMethods", nil))
 		if field(a, "public") != `{"Bank transfer":"bank"}` || field(a, "default") != `{"Bank transfer":"bank"}` ||
@@ -79,6 +82,20 @@ func TestBankPayments(t *testing.T) {
 		a = e.ok(e.do(e.web, "getInvoiceInfo", user("alice", "invoice", id)))
 		if field(a, "handler") != "bank" || field(a, "bank") != "true" || field(a, "amount") != "100" || field(a, "status") != "0" {
 			t.Fatalf("getInvoiceInfo: %s", a.Body)
+		}
+		// Its PDF is queued to the account's billing_email, once.
+		var queued []struct {
+			To      string `db:"recipient"`
+			Subject string `db:"subject"`
+			Body    string `db:"body"`
+			Attach  string `db:"attach_name"`
+		}
+		if err := e.s.DB.Q().Select(context.Background(), &queued, `SELECT recipient, subject, body, attach_name FROM outbox`); err != nil {
+			t.Fatal(err)
+		}
+		if len(queued) != 1 || queued[0].To != "alice@example.com" || queued[0].Subject != "Invoice "+id ||
+			queued[0].Attach != "invoice-"+id+".pdf" || !strings.Contains(queued[0].Body, "122.40 EUR") {
+			t.Fatalf("outbox: %+v", queued)
 		}
 		body := pdfOf(t, e, "viewInvoice", user("alice", "invoice", id))
 		for _, want := range []string{"Narayana Telecom", "IBAN DE00 1234 5678, BIC TESTDEFF", "Payment reference: Invoice " + id,

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -304,10 +305,17 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 	if inv.Period != "" && inv.OwnerID.Valid {
 		return s.viewPeriodInvoice(r, inv)
 	}
+	return pdfAnswer(s.paymentInvoiceDoc(r.ctx, inv))
+}
+
+// paymentInvoiceDoc is the document of a payment invoice (not a postpaid month's): the
+// operator, the payer, the amount and, for a built-in method, commission, VAT and the
+// total to pay, with the bank details while a bank transfer is awaited.
+func (s *Service) paymentInvoiceDoc(ctx context.Context, inv *Invoice) invoiceDoc {
 	tz, cur := 0.0, s.Config.Currency
 	var bill []string
 	if inv.OwnerID.Valid {
-		if owner, err := userByID(r.ctx, s.DB.Q(), inv.OwnerID.Int64); err == nil {
+		if owner, err := userByID(ctx, s.DB.Q(), inv.OwnerID.Int64); err == nil {
 			tz, cur = owner.Timezone, owner.Currency
 		}
 	}
@@ -359,7 +367,7 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 		}
 	}
 	if cur != s.Config.Currency {
-		if x, err := s.exchange(r.ctx, cur); err == nil {
+		if x, err := s.exchange(ctx, cur); err == nil {
 			d.Notes = append(d.Notes, fmt.Sprintf("Amount in %s: %s", cur, x.display(inv.Amount).Fixed(2)))
 		}
 	}
@@ -376,7 +384,7 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 	if inv.Msg != "" {
 		d.Notes = append(d.Notes, inv.Msg)
 	}
-	return pdfAnswer(d)
+	return d
 }
 
 // monthlyInvoice(1) renders the charges of the user's account over a calendar month in
