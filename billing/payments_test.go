@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -160,34 +159,15 @@ func TestNoBuiltinPayments(t *testing.T) {
 	})
 }
 
-// stripeMock builds the official stripe-mock (a tool of go.mod) once and starts it on
-// loopback; it answers its HTTP address.
-var stripeMockBin struct {
-	once sync.Once
-	path string
-	err  string
-}
-
+// stripeMock builds the official stripe-mock (a tool of go.mod) into a temporary folder
+// and starts it on loopback; it answers its HTTP address.
 func stripeMock(t *testing.T) string {
 	t.Helper()
-	stripeMockBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "stripe-mock")
-		if err != nil {
-			stripeMockBin.err = err.Error()
-			return
-		}
-		bin := filepath.Join(dir, "stripe-mock")
-		out, err := exec.Command("go", "build", "-o", bin, "github.com/stripe/stripe-mock").CombinedOutput()
-		if err != nil {
-			stripeMockBin.err = "go build github.com/stripe/stripe-mock: " + err.Error() + ": " + string(out)
-			return
-		}
-		stripeMockBin.path = bin
-	})
-	if stripeMockBin.err != "" {
-		t.Fatal(stripeMockBin.err)
+	bin := filepath.Join(t.TempDir(), "stripe-mock")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/stripe/stripe-mock").CombinedOutput(); err != nil {
+		t.Fatalf("go build github.com/stripe/stripe-mock: %v: %s", err, out)
 	}
-	cmd := exec.Command(stripeMockBin.path, "-http-addr", "127.0.0.1:", "-https-addr", "127.0.0.1:")
+	cmd := exec.Command(bin, "-http-addr", "127.0.0.1:", "-https-addr", "127.0.0.1:")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
