@@ -72,6 +72,20 @@ type Config struct {
 	SIPMessageTech string // pjsip or sip: MessageSend's To is <tech>:<extension>
 	VoiceDir       string // where voice messages are written for Asterisk's Playback
 
+	// Built-in payment methods (payments.go): bank transfer and Stripe Checkout.
+	BankTitle           string
+	BankCommission      money.Micro // percent added to what the payer pays
+	BankVAT             money.Micro // percent of VAT added on top of amount and commission
+	BankValidDays       int
+	StripeSecretKey     string
+	StripeWebhookSecret string
+	StripeTitle         string
+	StripeCommission    money.Micro
+	StripeVAT           money.Micro
+	StripeSuccessURL    string
+	StripeCancelURL     string
+	StripeAPIURL        string // empty: Stripe's own; tests point it at stripe-mock
+
 	// from says where each setting read over the defaults came from ("FILE:LINE" or the
 	// environment variable), so that a check made later, against the database, can name it.
 	from map[string]string
@@ -147,6 +161,18 @@ func httpURL(f func(c *Config) *string) func(*Config, string) error {
 			}
 		}
 		*f(c) = v
+		return nil
+	}
+}
+
+// percentSetting reads a percentage from 0 to 99.99 (decimals allowed) as micro-units.
+func percentSetting(f func(c *Config) *money.Micro) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		m, err := money.Parse(strings.TrimSpace(v))
+		if err != nil || m < 0 || m >= 100*money.One {
+			return fmt.Errorf("want a percentage from 0 to 99.99, got %q", v)
+		}
+		*f(c) = m
 		return nil
 	}
 }
@@ -229,14 +255,7 @@ var Options = []Option{
 	{Name: "operator_address", Help: "the operator's address on invoices (\\n starts a new line)", set: str(func(c *Config) *string { return &c.OperatorAddress })},
 	{Name: "operator_tax_id", Help: "the operator's tax id (VAT number, INN) on invoices", set: str(func(c *Config) *string { return &c.OperatorTaxID })},
 	{Name: "operator_bank", Help: "the operator's bank details on invoices (\\n starts a new line)", set: str(func(c *Config) *string { return &c.OperatorBank })},
-	{Name: "vat_percent", Default: "0", Help: "VAT rate in percent included in the charges; invoices show the VAT part of their total (0: no VAT line)", set: func(c *Config, v string) error {
-		m, err := money.Parse(strings.TrimSpace(v))
-		if err != nil || m < 0 || m >= 100*money.One {
-			return fmt.Errorf("want a percentage from 0 to 99.99, got %q", v)
-		}
-		c.VATPercent = m
-		return nil
-	}},
+	{Name: "vat_percent", Default: "0", Help: "VAT rate in percent included in the charges; invoices show the VAT part of their total (0: no VAT line)", set: percentSetting(func(c *Config) *money.Micro { return &c.VATPercent })},
 	{Name: "invoice_due_days", Default: "14", Help: "days a postpaid account has to pay its monthly invoice", set: integer(0, 365, func(c *Config) *int { return &c.InvoiceDueDays })},
 	// Messages without Lua (docs/MESSAGING.md).
 	{Name: "kannel_sendsms_url", Help: "Kannel smsbox's sendsms URL (http://127.0.0.1:13013/cgi-bin/sendsms); SMS routes whose prefix is `kannel` send through it; empty: off", set: httpURL(func(c *Config) *string { return &c.KannelSendURL })},
@@ -253,6 +272,18 @@ var Options = []Option{
 		return nil
 	}},
 	{Name: "voice_dir", Help: "folder voice messages are written to as 8 kHz WAV, at the same path on the Asterisk that plays them (routes whose prefix is `asterisk`); empty: off", set: str(func(c *Config) *string { return &c.VoiceDir })},
+	{Name: "bank_title", Default: "Bank transfer", Help: "title of the built-in `bank` payment method, offered while operator_bank is set (docs/PAYMENTS.md)", set: str(func(c *Config) *string { return &c.BankTitle })},
+	{Name: "bank_commission_percent", Default: "0", Help: "commission in percent of the amount that a bank-transfer payer pays on top", set: percentSetting(func(c *Config) *money.Micro { return &c.BankCommission })},
+	{Name: "bank_vat_percent", Default: "0", Help: "VAT in percent added on top of a bank-transfer payment (amount plus commission); leave 0 when vat_percent already taxes the charges", set: percentSetting(func(c *Config) *money.Micro { return &c.BankVAT })},
+	{Name: "bank_valid_days", Default: "14", Help: "days a bank-transfer invoice waits for the transfer before maintenance expires it", set: integer(1, 365, func(c *Config) *int { return &c.BankValidDays })},
+	{Name: "stripe_secret_key", Help: "Stripe secret API key (sk_live_… or sk_test_…); set, the built-in `stripe` card method is offered (docs/PAYMENTS.md)", Secret: true, set: str(func(c *Config) *string { return &c.StripeSecretKey })},
+	{Name: "stripe_webhook_secret", Help: "signing secret (whsec_…) of the Stripe webhook endpoint /billing/stripe/webhook", Secret: true, set: str(func(c *Config) *string { return &c.StripeWebhookSecret })},
+	{Name: "stripe_title", Default: "Bank card", Help: "title of the built-in `stripe` payment method", set: str(func(c *Config) *string { return &c.StripeTitle })},
+	{Name: "stripe_commission_percent", Default: "0", Help: "commission in percent of the amount that a card payer pays on top", set: percentSetting(func(c *Config) *money.Micro { return &c.StripeCommission })},
+	{Name: "stripe_vat_percent", Default: "0", Help: "VAT in percent added on top of a card payment (amount plus commission); leave 0 when vat_percent already taxes the charges", set: percentSetting(func(c *Config) *money.Micro { return &c.StripeVAT })},
+	{Name: "stripe_success_url", Help: "where Stripe Checkout sends the payer after paying (needed with stripe_secret_key); {INVOICE} is replaced by the invoice number, {CHECKOUT_SESSION_ID} by Stripe", set: httpURL(func(c *Config) *string { return &c.StripeSuccessURL })},
+	{Name: "stripe_cancel_url", Help: "where Stripe Checkout sends a payer who gives up; empty: none", set: httpURL(func(c *Config) *string { return &c.StripeCancelURL })},
+	{Name: "stripe_api_url", Help: "base URL of the Stripe API; empty: Stripe's own (a test points it at stripe-mock)", set: httpURL(func(c *Config) *string { return &c.StripeAPIURL })},
 }
 
 // DefaultConfig is the configuration with every option at its default.
@@ -377,6 +408,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SMTPHost != "" && c.SMTPFrom == "" {
 		return c.settingError("smtp_host", "needs smtp_from, the sender address")
+	}
+	if c.StripeSecretKey != "" && (c.StripeWebhookSecret == "" || c.StripeSuccessURL == "") {
+		return c.settingError("stripe_secret_key", "needs stripe_webhook_secret and stripe_success_url")
 	}
 	return nil
 }

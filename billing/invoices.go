@@ -69,12 +69,13 @@ type Invoice struct {
 	ValidThru   int64         `db:"valid_thru"`
 	Period      string        `db:"period"` // YYYY-MM of a postpaid account's monthly invoice
 	DueAt       int64         `db:"due_at"`
+	ProviderRef string        `db:"provider_ref"` // a built-in method's reference: the Stripe session
 }
 
 const invoiceSelect = `SELECT i.id, i.owner_id, COALESCE(u.username, '') AS owner, COALESCE(u.accesslevel, 0) AS owner_level,
 	COALESCE(u.active, 0) AS owner_active, u.manager_id AS owner_manager, i.account_id, i.amount, i.comission, i.vat,
-	i.status, i.msg, i.method, i.handler, i.billing_data, i.txdata, i.bank, i.created_at, i.valid_thru, i.period, i.due_at
-	FROM invoices i LEFT JOIN users u ON u.id = i.owner_id`
+	i.status, i.msg, i.method, i.handler, i.billing_data, i.txdata, i.bank, i.created_at, i.valid_thru, i.period, i.due_at,
+	i.provider_ref FROM invoices i LEFT JOIN users u ON u.id = i.owner_id`
 
 func invoiceByID(ctx context.Context, q db.Queryer, id int64) (*Invoice, error) {
 	var inv Invoice
@@ -317,14 +318,21 @@ func handlerDecimal(v any) money.Micro {
 	return m
 }
 
-// getPaymentMethods(0) lists the payment handlers by title:
-// {"private": {title: name}, "public": {title: name}, "default": {title: name}}.
-// "private" methods are those a handler flags so (meant for verified users; the handler
-// sees the user on create and may refuse); "default" is the handler flagged default, else
-// the first public one (empty when there is none).
+// getPaymentMethods(0) lists the configured payment methods by title:
+// {"private": {title: name}, "public": {title: name}, "default": {title: name}}: the
+// built-in ones the configuration turns on (`stripe`, `bank`: payments.go), public, then
+// the Lua handlers. "private" methods are those a handler flags so (meant for verified
+// users; the handler sees the user on create and may refuse); "default" is the handler
+// flagged default, else the first public method (empty when there is none).
 func (s *Service) getPaymentMethods(r *Request) (any, error) {
 	priv, pub, def := map[string]string{}, map[string]string{}, map[string]string{}
 	var firstPublic *paymentInfo
+	for _, b := range s.builtinPayments() {
+		pub[b.Title] = b.Name
+		if firstPublic == nil {
+			firstPublic = &paymentInfo{Name: b.Name, Title: b.Title}
+		}
+	}
 	for _, name := range s.paymentHandlers() {
 		info := s.paymentInfo(r.ctx, name)
 		if info.Private {
@@ -345,13 +353,18 @@ func (s *Service) getPaymentMethods(r *Request) (any, error) {
 	return map[string]any{"private": priv, "public": pub, "default": def}, nil
 }
 
-// defaultPayment is the handler createInvoice uses without payment_method.
+// defaultPayment is the method createInvoice uses without payment_method: as
+// getPaymentMethods' "default".
 func (s *Service) defaultPayment(ctx context.Context) (string, error) {
 	names := s.paymentHandlers()
-	if len(names) == 0 {
+	builtins := s.builtinPayments()
+	if len(names) == 0 && len(builtins) == 0 {
 		return "", apierr.New(apierr.NotExist, "no payment method is configured")
 	}
 	first := ""
+	if len(builtins) > 0 {
+		first = builtins[0].Name
+	}
 	for _, n := range names {
 		info := s.paymentInfo(ctx, n)
 		if info.Default {
@@ -394,7 +407,9 @@ func (s *Service) createInvoice(r *Request) (any, error) {
 		if name, err = s.defaultPayment(ctx); err != nil {
 			return nil, err
 		}
-	} else if !containsString(s.paymentHandlers(), name) {
+	}
+	builtin := s.builtinPayment(name)
+	if builtin == nil && !containsString(s.paymentHandlers(), name) {
 		return nil, apierr.New(apierr.NotExist, "no payment method %q", name)
 	}
 	x, err := s.exchange(ctx, u.Currency)
@@ -402,6 +417,9 @@ func (s *Service) createInvoice(r *Request) (any, error) {
 		return nil, err
 	}
 	sys := x.toSystem(amount)
+	if builtin != nil {
+		return s.createBuiltinInvoice(r, u, builtin, sys)
+	}
 	info := s.paymentInfo(ctx, name)
 	if info.Minimum > 0 && sys < info.Minimum {
 		return nil, apierr.New(apierr.MinimalPayment, "the least payment is %s %s", x.display(info.Minimum), u.Currency)
@@ -498,7 +516,8 @@ func containsString(list []string, s string) bool {
 }
 
 // finishInvoice(0) is the payment provider's callback. The handler is the `handler`
-// argument, else the handler of the invoice named by `invoice`. It gets every argument
+// argument, else the handler of the invoice named by `invoice`. A built-in method's
+// invoice goes to finishBuiltin (payments.go). A Lua handler gets every argument
 // of the request and decides: when it answers paid=true for an invoice of its own, the
 // invoice becomes paid and its amount is credited to the account (ledger kind
 // `invoice`), both in one transaction, exactly once: a repeated callback changes
@@ -523,6 +542,9 @@ func (s *Service) finishInvoice(r *Request) (any, error) {
 	}
 	if name == "" {
 		return nil, apierr.New(apierr.MissingArgument, "handler or invoice is obligatory")
+	}
+	if b := s.builtinPayment(name); b != nil {
+		return s.finishBuiltin(r, b, inv)
 	}
 	if !containsString(s.paymentHandlers(), name) {
 		return nil, apierr.New(apierr.NotExist, "no payment method %q", name)
@@ -573,47 +595,44 @@ func (s *Service) finishInvoice(r *Request) (any, error) {
 	if t, ok := m["txdata"]; ok {
 		txdata = t
 	}
-	err = s.DB.InTx(ctx, func(tx *db.Tx) error {
-		var cur Invoice
-		err := tx.Get(ctx, &cur, `SELECT i.id, i.owner_id, i.account_id, i.amount, i.status, i.handler, i.txdata
-			FROM invoices i WHERE i.id = ?`+tx.ForUpdate(), id)
-		if db.IsNotFound(err) {
-			return apierr.New(apierr.NotExist, "no invoice %d", id)
-		} else if err != nil {
-			return err
-		}
-		// A postpaid account's monthly invoice has no handler: any payment method pays it.
+	// A postpaid account's monthly invoice has no handler: any payment method pays it.
+	mine := func(cur *Invoice) error {
 		if cur.Handler != name && cur.Handler != "" {
 			return apierr.New(apierr.DoesNotBelongToYou, "invoice %d is not one of payment method %s", id, name)
 		}
-		if cur.Status == InvoicePaid {
-			return nil // a repeated confirmation: credited already
-		}
-		newTx := mergeTxData(cur.TxData, txdata)
-		if !paid {
-			if cur.Status != InvoiceUnpaid {
-				return nil
+		return nil
+	}
+	if !paid {
+		err = s.DB.InTx(ctx, func(tx *db.Tx) error {
+			var cur Invoice
+			err := tx.Get(ctx, &cur, `SELECT i.id, i.status, i.handler, i.txdata FROM invoices i WHERE i.id = ?`+tx.ForUpdate(), id)
+			if db.IsNotFound(err) {
+				return apierr.New(apierr.NotExist, "no invoice %d", id)
+			} else if err != nil {
+				return err
 			}
-			_, err := tx.Exec(ctx, `UPDATE invoices SET status = ?, txdata = ? WHERE id = ?`, InvoiceDeclined, newTx, id)
+			if err := mine(&cur); err != nil || cur.Status != InvoiceUnpaid {
+				return err
+			}
+			_, err = tx.Exec(ctx, `UPDATE invoices SET status = ?, txdata = ? WHERE id = ?`, InvoiceDeclined,
+				mergeTxData(cur.TxData, txdata), id)
 			return err
+		})
+		if err != nil {
+			return nil, err
 		}
-		if got, ok := handlerMoney(m["amount"]); ok && m["amount"] != nil && got != cur.Amount {
-			return apierr.New(apierr.TransactionFailed, "invoice %d is for %s, the payment was %s", id, cur.Amount, got)
-		}
-		if !cur.AccountID.Valid {
-			return apierr.New(apierr.NotExist, "the account of invoice %d was deleted", id)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = ?, txdata = ?, handler = ? WHERE id = ?`, InvoicePaid, newTx, name, id); err != nil {
-			return err
-		}
-		var by int64
-		if cur.OwnerID.Valid {
-			by = cur.OwnerID.Int64
-		}
-		err = post(ctx, tx, cur.AccountID.Int64, cur.Amount, KindInvoice, "invoice:"+strconv.FormatInt(id, 10),
-			"payment by "+name, by)
-		return err
-	})
+		return answer, nil
+	}
+	_, err = s.creditInvoice(ctx, id, name, "lua:"+name+":"+strconv.FormatInt(id, 10), txdata, 0, "payment by "+name,
+		func(cur *Invoice) error {
+			if err := mine(cur); err != nil {
+				return err
+			}
+			if got, ok := handlerMoney(m["amount"]); ok && m["amount"] != nil && got != cur.Amount && cur.Status != InvoicePaid {
+				return apierr.New(apierr.TransactionFailed, "invoice %d is for %s, the payment was %s", id, cur.Amount, got)
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}

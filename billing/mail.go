@@ -276,6 +276,10 @@ var mailText = map[string]map[string][2]string{
 		"en": {"New answer in ticket #%d: %s", "Hello %s,\n\n%s wrote in your ticket #%d:\n\n%s\n"},
 		"ru": {"Новый ответ в обращении №%d: %s", "Здравствуйте, %s!\n\n%s написал(а) в вашем обращении №%d:\n\n%s\n"},
 	},
+	"bank_invoice": {
+		"en": {"Invoice %s", "Hello %s,\n\nplease find attached invoice %s: %s %s to pay by bank transfer by %s.\nPlease quote \"Invoice %s\" as the payment reference; your account is credited when the transfer arrives.\n"},
+		"ru": {"Счёт %s", "Здравствуйте, %s!\n\nВо вложении счёт %s на сумму %s %s, оплата банковским переводом до %s.\nУкажите в назначении платежа «Invoice %s»; счёт будет пополнен, когда перевод поступит.\n"},
+	},
 	"invoice": {
 		"en": {"Invoice %s", "Hello %s,\n\nplease find attached invoice %s for %s: %s %s, due %s.\n"},
 		"ru": {"Счёт %s", "Здравствуйте, %s!\n\nВо вложении счёт %s за %s на сумму %s %s, срок оплаты %s.\n"},

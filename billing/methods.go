@@ -28,6 +28,7 @@ func (s *Service) declareMethods() {
 		s.newsMethods(),        // news.go: News and broadcast messages
 		s.ticketMethods(),      // tickets.go: Ticket system
 		s.invoiceMethods(),     // invoices.go: Finances and statistics
+		s.paymentMethods(),     // payments.go: built-in payment methods (bank, Stripe)
 		s.pdfMethods(),         // pdf.go: PDF invoices
 		s.statsMethods(),       // stats.go: getStats
 		s.accountMethods(),     // accounts.go: Accounts, transferMoney

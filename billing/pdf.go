@@ -2,6 +2,7 @@ package billing
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -261,6 +262,19 @@ func (s *Service) generateInvoice(r *Request) (any, error) {
 	return pdfAnswer(d)
 }
 
+// sellerLines is the operator's block on an invoice, from the operator_* settings, in lang.
+func (s *Service) sellerLines(lang string) []string {
+	c := s.Config
+	out := append(configLines(c.OperatorName), configLines(c.OperatorAddress)...)
+	if c.OperatorTaxID != "" {
+		out = append(out, word(lang, "taxid", c.OperatorTaxID))
+	}
+	if bank := configLines(c.OperatorBank); len(bank) > 0 {
+		out = append(out, word(lang, "bank", strings.Join(bank, ", ")))
+	}
+	return out
+}
+
 // invoiceStatusText names an invoice status on the PDF.
 func invoiceStatusText(st int) string {
 	switch st {
@@ -291,10 +305,17 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 	if inv.Period != "" && inv.OwnerID.Valid {
 		return s.viewPeriodInvoice(r, inv)
 	}
+	return pdfAnswer(s.paymentInvoiceDoc(r.ctx, inv))
+}
+
+// paymentInvoiceDoc is the document of a payment invoice (not a postpaid month's): the
+// operator, the payer, the amount and, for a built-in method, commission, VAT and the
+// total to pay, with the bank details while a bank transfer is awaited.
+func (s *Service) paymentInvoiceDoc(ctx context.Context, inv *Invoice) invoiceDoc {
 	tz, cur := 0.0, s.Config.Currency
 	var bill []string
 	if inv.OwnerID.Valid {
-		if owner, err := userByID(r.ctx, s.DB.Q(), inv.OwnerID.Int64); err == nil {
+		if owner, err := userByID(ctx, s.DB.Q(), inv.OwnerID.Int64); err == nil {
 			tz, cur = owner.Timezone, owner.Currency
 		}
 	}
@@ -316,17 +337,37 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 	d := invoiceDoc{
 		Title:    "Invoice No. " + strconv.FormatInt(inv.ID, 10),
 		Dates:    []string{"Date: " + formatTime(inv.CreatedAt, tz)},
+		Seller:   s.sellerLines(""),
 		BillTo:   bill,
 		Currency: s.Config.Currency,
 		Lines:    []invoiceLine{{Service: service, Quantity: "1", Price: moneyText(inv.Amount), Amount: inv.Amount}},
 		Total:    inv.Amount,
 		Notes:    []string{"Status: " + invoiceStatusText(inv.Status)},
 	}
+	// A built-in method's invoice shows what the payer pays: commission and VAT on top.
+	builtin := (inv.Handler == PayBank || inv.Handler == PayStripe) && !containsString(s.paymentHandlers(), inv.Handler)
+	if builtin {
+		c := invoiceCharge(inv)
+		if c.Commission != 0 {
+			d.Lines = append(d.Lines, invoiceLine{Service: "Commission " + inv.Comission.Format(2) + "%", Amount: c.Commission})
+		}
+		if c.VAT != 0 {
+			d.Lines = append(d.Lines, invoiceLine{Service: "VAT " + inv.VAT.Format(2) + "%", Amount: c.VAT})
+		}
+		d.Total = c.Total()
+		d.Labels = map[string]string{"total": "Total to pay, " + s.Config.Currency}
+	}
 	if inv.ValidThru > 0 {
 		d.Dates = append(d.Dates, "Valid through: "+formatTime(inv.ValidThru, tz))
 	}
+	if inv.Handler == PayBank && builtin && inv.Status != InvoicePaid {
+		if bank := configLines(s.Config.OperatorBank); len(bank) > 0 {
+			d.Notes = append(d.Notes, "Please pay by bank transfer to: "+strings.Join(bank, ", "),
+				"Payment reference: Invoice "+strconv.FormatInt(inv.ID, 10))
+		}
+	}
 	if cur != s.Config.Currency {
-		if x, err := s.exchange(r.ctx, cur); err == nil {
+		if x, err := s.exchange(ctx, cur); err == nil {
 			d.Notes = append(d.Notes, fmt.Sprintf("Amount in %s: %s", cur, x.display(inv.Amount).Fixed(2)))
 		}
 	}
@@ -337,13 +378,13 @@ func (s *Service) viewInvoice(r *Request) (any, error) {
 	if method != "" {
 		d.Notes = append(d.Notes, "Payment method: "+method)
 	}
-	if inv.Comission != 0 {
+	if inv.Comission != 0 && !builtin {
 		d.Notes = append(d.Notes, "Commission: "+inv.Comission.String()+"%")
 	}
 	if inv.Msg != "" {
 		d.Notes = append(d.Notes, inv.Msg)
 	}
-	return pdfAnswer(d)
+	return d
 }
 
 // monthlyInvoice(1) renders the charges of the user's account over a calendar month in

@@ -178,14 +178,7 @@ func (s *Service) statementDoc(ctx context.Context, q db.Queryer, u *User, si st
 		d.Dates = append(d.Dates, word(lang, "due", formatTime(si.Due, u.Timezone)[:10]))
 	}
 	c := s.Config
-	d.Seller = append(d.Seller, configLines(c.OperatorName)...)
-	d.Seller = append(d.Seller, configLines(c.OperatorAddress)...)
-	if c.OperatorTaxID != "" {
-		d.Seller = append(d.Seller, word(lang, "taxid", c.OperatorTaxID))
-	}
-	if bank := configLines(c.OperatorBank); len(bank) > 0 {
-		d.Seller = append(d.Seller, word(lang, "bank", strings.Join(bank, ", ")))
-	}
+	d.Seller = s.sellerLines(lang)
 	for _, call := range st.Calls {
 		name := word(lang, "calls")
 		if call.Direction != "" {

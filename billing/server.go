@@ -64,6 +64,7 @@ func (s *Service) Handler() http.Handler {
 	api := func(c echo.Context) error { s.serveAPI(c); return nil }
 	e.GET("/billing/api/:version/:apikey/:method", api)
 	e.POST("/billing/api/:version/:apikey/:method", api)
+	e.POST(StripeWebhookPath, s.stripeWebhook)
 	return e
 }
 
