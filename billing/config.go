@@ -72,6 +72,11 @@ type Config struct {
 	SIPMessageTech string // pjsip or sip: MessageSend's To is <tech>:<extension>
 	VoiceDir       string // where voice messages are written for Asterisk's Playback
 
+	// Browser sessions and the web panel (sessions.go, panel/).
+	SessionTTL        time.Duration // an access token's life
+	SessionRefreshTTL time.Duration // a refresh token's life: a session unused this long ends
+	PanelKey          string        // the client key the panel logs in through; empty: no panel
+
 	// from says where each setting read over the defaults came from ("FILE:LINE" or the
 	// environment variable), so that a check made later, against the database, can name it.
 	from map[string]string
@@ -252,6 +257,10 @@ var Options = []Option{
 		c.SIPMessageTech = v
 		return nil
 	}},
+	// Browser sessions and the web panel (docs/PANEL.md).
+	{Name: "session_ttl", Default: "15m", Help: "how long an access token from login lives (refreshToken buys a new one)", set: duration(func(c *Config) *time.Duration { return &c.SessionTTL })},
+	{Name: "session_refresh_ttl", Default: "168h", Help: "how long a refresh token lives: a session not refreshed within it ends", set: duration(func(c *Config) *time.Duration { return &c.SessionRefreshTTL })},
+	{Name: "panel_key", Default: "web", Help: "name of the client key (access level 0) the web panel at /panel/ logs users in through; empty: no panel", set: str(func(c *Config) *string { return &c.PanelKey })},
 	{Name: "voice_dir", Help: "folder voice messages are written to as 8 kHz WAV, at the same path on the Asterisk that plays them (routes whose prefix is `asterisk`); empty: off", set: str(func(c *Config) *string { return &c.VoiceDir })},
 }
 

@@ -8,6 +8,7 @@ package billing
 func (s *Service) declareMethods() {
 	for _, area := range [][]Method{
 		s.userMethods(),        // users.go: User, User control
+		s.sessionMethods(),     // sessions.go: login, refreshToken, logout (browsers)
 		s.routeMethods(),       // routes.go: Routing
 		s.directionMethods(),   // directions.go: Directions and tarification
 		s.tariffMethods(),      // tariffs.go: Directions and tarification

@@ -57,11 +57,13 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 			Passwords:        pw,
 			CustomIdentities: custom,
 			Directory:        keys.NewDirectory(d),
+			Sessions:         &keys.Sessions{DB: d},
 		},
 		Methods: Table{},
 		Now:     time.Now,
 	}
 	s.Gate.Bans.Log = log
+	s.Gate.Sessions.Now = s.now // a test that moves the clock moves the tokens' expiry too
 	s.metrics = newMetrics(s)
 	s.registrations = keys.Limiter{Max: cfg.RegisterPerHour, Window: time.Hour}
 	s.declareMethods()
