@@ -35,6 +35,8 @@ func (s *Service) declareMethods() {
 		s.gsmMethods(),         // gsm.go: GSM
 		s.simMethods(),         // sims.go: SIM-cards
 		s.maintenanceMethods(), // maintenance.go: doMaintenance
+		s.importMethods(),      // imports.go: importDeck
+		s.activeCallMethods(),  // activecalls.go: getActiveCalls, hangupCalls
 	} {
 		s.Methods.Add(area...)
 	}
