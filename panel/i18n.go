@@ -35,6 +35,7 @@ var russian = map[string]string{
 	"Hang up": "Положить трубку", "Started": "Начало", "Reserved": "Зарезервировано", "Revoke": "Отозвать",
 	"New Asterisk key": "Новый ключ Asterisk", "Realm": "Realm", "Secret": "Секрет", "Enabled": "Включён",
 	"Periodic work": "Периодические задачи", "Last run": "Последний запуск", "Mail outbox": "Очередь почты",
+	"User (empty: yourself)": "Пользователь (пусто: вы)", "Revenue by day": "Выручка по дням",
 	"Wrong login or password.": "Неверный логин или пароль.", "This user is locked.": "Пользователь заблокирован.",
 }
 

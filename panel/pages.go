@@ -35,7 +35,7 @@ func (p *Panel) home(s *sess) (*view, error) {
 	}
 	var copts [][2]string
 	for _, c := range toList(curs) {
-		copts = append(copts, opt(str(c["code"]), str(c["code"])))
+		copts = append(copts, opt(str(c["currency"]), str(c["currency"])+" "+str(c["displayname"])))
 	}
 	if len(copts) == 0 { // an older answer shape: a map by code
 		for code := range toMap(curs) {
@@ -174,7 +174,7 @@ func (p *Panel) rates(s *sess) (*view, error) {
 		if err != nil {
 			return nil, err
 		}
-		t := &table{Cols: []string{"Code", "Direction", "Price a minute"}}
+		t := &table{Cols: []string{"Id", "Direction", "Price a minute"}}
 		rows := toList(rates)
 		for _, r := range rows {
 			var prices []string

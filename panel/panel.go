@@ -295,8 +295,14 @@ func (p *Panel) fail(w http.ResponseWriter, r *http.Request, s *sess, err error)
 		p.log.Error("panel", "path", r.URL.Path, "err", err)
 		status = http.StatusInternalServerError
 	}
-	if status == http.StatusOK {
+	if status == http.StatusOK { // the API's refusals answer 200 inside an envelope; a page says it in its status
 		status = http.StatusBadRequest
+		switch apierr.Code(err) {
+		case apierr.InsufficientAccess, apierr.DoesNotBelongToYou, apierr.UserLocked:
+			status = http.StatusForbidden
+		case apierr.NotExist:
+			status = http.StatusNotFound
+		}
 	}
 	if s == nil {
 		s = &sess{p: p, w: w, r: r, lang: "english"}

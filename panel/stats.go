@@ -14,12 +14,13 @@ import (
 func (p *Panel) stats(s *sess) (*view, error) {
 	days := 14
 	today := time.Now().UTC()
+	who := s.q("user") // a user the caller manages (the gate checks `username`); empty: the caller
 	var labels []string
 	var calls, revenue []float64
 	var total, success, seconds float64
 	for i := days - 1; i >= 0; i-- {
 		d := today.AddDate(0, 0, -i).Format("2006-01-02")
-		st, err := s.call("getStats", "statistic", "true", "financials", "true", "date1", d+" 00:00:00", "date2", d+" 23:59:59")
+		st, err := s.call("getStats", "statistic", "true", "financials", "true", "date1", d+" 00:00:00", "date2", d+" 23:59:59", "username", who)
 		if err != nil {
 			return nil, err
 		}
@@ -40,7 +41,7 @@ func (p *Panel) stats(s *sess) (*view, error) {
 		acd = seconds / success
 	}
 	from := today.AddDate(0, 0, -days+1).Format("2006-01-02")
-	logs, err := s.call("getLogs", "from", from, "limit", "5000")
+	logs, err := s.call("getLogs", "from", from, "limit", "5000", "user", who)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +71,8 @@ func (p *Panel) stats(s *sess) (*view, error) {
 		tl, tm = append(tl, d.name), append(tm, d.min)
 	}
 	return &view{Title: "Statistics", Blocks: []block{
+		{Form: &form{Action: Prefix + "stats", Method: "get", Submit: "Show", Fields: []field{
+			{Name: "user", Label: "User (empty: yourself)", Type: "text", Value: who}}}},
 		{ID: "summary", Heading: "Last 14 days", KV: [][2]string{
 			{"Calls", fmt.Sprintf("%.0f", total)}, {"ASR", fmt.Sprintf("%.1f %%", asr)}, {"ACD", fmt.Sprintf("%.0f s", acd)},
 			{"Minutes", fmt.Sprintf("%.1f", seconds/60)}}},
