@@ -36,6 +36,7 @@ type activeCall struct {
 	Display     money.Micro `db:"-" json:"displayreserved"`
 }
 
+// getActiveCalls(33) lists the open reservations of the users the caller manages.
 func (s *Service) getActiveCalls(r *Request) (any, error) {
 	actor, err := r.Actor()
 	if err != nil {

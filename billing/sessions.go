@@ -53,6 +53,7 @@ func (s *Service) login(r *Request) (any, error) {
 	return sessionAnswer{t.SessionID, t.AccessToken, t.RefreshToken, t.ExpiresIn, t.RefreshExpires, c.Actor.Username, c.Actor.AccessLevel}, nil
 }
 
+// refreshToken(0) rotates a session's tokens (keys.Gate.Refresh).
 func (s *Service) refreshToken(r *Request) (any, error) {
 	if r.Caller.Key == nil {
 		return nil, apierr.New(apierr.InsufficientAccess, "sessions belong to a client key")
@@ -64,6 +65,7 @@ func (s *Service) refreshToken(r *Request) (any, error) {
 	return sessionAnswer{t.SessionID, t.AccessToken, t.RefreshToken, t.ExpiresIn, t.RefreshExpires, u.Username, u.AccessLevel}, nil
 }
 
+// logout(1) ends the calling session, or all of the user's.
 func (s *Service) logout(r *Request) (any, error) {
 	c := r.Caller
 	if c.Session != 0 && !r.Bool("all") {
