@@ -86,6 +86,11 @@ type Config struct {
 	StripeCancelURL     string
 	StripeAPIURL        string // empty: Stripe's own; tests point it at stripe-mock
 
+	// Browser sessions and the web panel (sessions.go, panel/).
+	SessionTTL        time.Duration // an access token's life
+	SessionRefreshTTL time.Duration // a refresh token's life: a session unused this long ends
+	PanelKey          string        // the client key the panel logs in through; empty: no panel
+
 	// from says where each setting read over the defaults came from ("FILE:LINE" or the
 	// environment variable), so that a check made later, against the database, can name it.
 	from map[string]string
@@ -284,6 +289,10 @@ var Options = []Option{
 	{Name: "stripe_success_url", Help: "where Stripe Checkout sends the payer after paying (needed with stripe_secret_key); {INVOICE} is replaced by the invoice number, {CHECKOUT_SESSION_ID} by Stripe", set: httpURL(func(c *Config) *string { return &c.StripeSuccessURL })},
 	{Name: "stripe_cancel_url", Help: "where Stripe Checkout sends a payer who gives up; empty: none", set: httpURL(func(c *Config) *string { return &c.StripeCancelURL })},
 	{Name: "stripe_api_url", Help: "base URL of the Stripe API; empty: Stripe's own (a test points it at stripe-mock)", set: httpURL(func(c *Config) *string { return &c.StripeAPIURL })},
+	// Browser sessions and the web panel (docs/PANEL.md).
+	{Name: "session_ttl", Default: "15m", Help: "how long an access token from login lives (refreshToken buys a new one)", set: duration(func(c *Config) *time.Duration { return &c.SessionTTL })},
+	{Name: "session_refresh_ttl", Default: "168h", Help: "how long a refresh token lives: a session not refreshed within it ends", set: duration(func(c *Config) *time.Duration { return &c.SessionRefreshTTL })},
+	{Name: "panel_key", Default: "web", Help: "name of the client key (access level 0) the web panel at /panel/ logs users in through; empty: no panel", set: str(func(c *Config) *string { return &c.PanelKey })},
 }
 
 // DefaultConfig is the configuration with every option at its default.

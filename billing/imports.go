@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,6 +14,40 @@ import (
 	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/money"
 )
+
+// importMethods declares the methods whose handlers are in this file (not in the reference).
+func (s *Service) importMethods() []Method {
+	return []Method{
+		method("importDeck", 33, s.importDeck, "rates:int!", "route:string!", "deck:string!", "priority:int=1",
+			"replace:bool=false").
+			Doc("apply a carrier's rate deck (`deck`: the file's text, prefix;description;rate lines, as "+
+				"`narayanad import deck` reads) to a tariff the caller manages, through `route` (a name or id) at "+
+				"`priority`; with `replace`, the tariff's other entries through that route go. Directions are "+
+				"system-wide, so administrators only (not in the reference)",
+				"{rows, directions, new_directions}"),
+	}
+}
+
+// importDeck is ImportDeck through the method table: the tariff must be the caller's to change.
+func (s *Service) importDeck(r *Request) (any, error) {
+	if _, err := r.ownedRate(r.ctx, s.DB.Q(), r.Int("rates")); err != nil {
+		return nil, err
+	}
+	if r.Int("priority") < 1 {
+		return nil, apierr.New(apierr.InvalidArgument, "priority: 1 or more")
+	}
+	res, err := ImportDeck(r.ctx, s.DB, DeckSpec{RatesID: r.Int("rates"), Route: r.Str("route"),
+		Priority: int(r.Int("priority")), Replace: r.Bool("replace")}, strings.NewReader(r.Str("deck")), nil)
+	if err != nil {
+		var le *rating.LineError
+		if errors.As(err, &le) {
+			return nil, apierr.New(apierr.InvalidArgument, "deck: %v", err)
+		}
+		return nil, err
+	}
+	s.ratingChanged(r.ctx)
+	return map[string]any{"rows": res.Rows, "directions": res.Directions, "new_directions": res.NewDirections}, nil
+}
 
 // The imports (`narayanad import directions|rates`) apply a CSV file in one transaction:
 // rows are checked as they stream in and written in multi-row upserts; the first bad row

@@ -204,7 +204,21 @@ func TestKannel(t *testing.T) {
 			s, _ := a.Response.(string)
 			return s
 		}
+		// Kannel reports "accepted by the SMSC" (8) and "delivered" (1) in either order,
+		// often before sendSMS has stored the message (receiveDeliveryReport waits for it).
 		waitFor(t, "the delivery report", report, func() bool { return report() == "SMS Deliv" })
+		// A late "accepted" report never undoes a final one.
+		ext := ""
+		e.s.DB.Q().Get(context.Background(), &ext, `SELECT external_id FROM sms WHERE id = ?`, id)
+		for _, st := range []string{"1", "8"} {
+			a := e.do("kannel-key-0123456789abcdef", "receiveDeliveryReport", kv("msg_handler", "kannel", "id", ext, "status", st))
+			if !a.Result {
+				t.Fatalf("report %s: %s", st, a.Body)
+			}
+		}
+		if got := report(); got != "SMS Deliv" {
+			t.Fatalf("delivered, then accepted: %s", got)
+		}
 		if got := balance(t, e, "alice"); got != 900_000 {
 			t.Fatalf("balance after one SMS: %s", got)
 		}

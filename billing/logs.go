@@ -25,7 +25,30 @@ func (s *Service) logMethods() []Method {
 				"between `from` and `to` (UTC, YYYY-MM-DD[ HH:MM:SS], both included) when given", "the log's records"),
 		method("deleteLogs", 1, s.deleteLogs, "user:string").
 			Doc("delete the event log", "true"),
+		method("exportCalls", 1, s.exportCalls, "from:string", "to:string", "user:string").
+			Doc("download the user's (or `user`'s) calls between `from` and `to` (UTC, YYYY-MM-DD[ HH:MM:SS], "+
+				"both included) as CSV, oldest first: the columns of `narayanad export calls` (not in the reference)",
+				"a CSV file (not an envelope)"),
 	}
+}
+
+// exportCalls(1) is `narayanad export calls` for one user, with getLogs' rights: the caller's
+// own calls or those of a user it manages; debug only for administrators.
+func (s *Service) exportCalls(r *Request) (any, error) {
+	u, err := r.Target("user")
+	if err != nil {
+		return nil, err
+	}
+	actor, err := r.Actor()
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	if _, err := ExportCalls(r.ctx, s.DB, CallsExport{From: r.Str("from"), To: r.Str("to"), Currency: s.Config.Currency,
+		UserID: u.ID, HideDebug: actor.AccessLevel < keys.LevelAdmin}, &b); err != nil {
+		return nil, err
+	}
+	return Raw{ContentType: "text/csv; charset=utf-8", Body: []byte(b.String())}, nil
 }
 
 // logRecord is a call_log row.
@@ -223,6 +246,8 @@ var CallsHeader = []string{"id", "username", "sip_extension", "callerid", "desti
 // currency (the setting `currency`; EUR when empty).
 type CallsExport struct {
 	From, To, Currency string
+	UserID             int64 // one user's calls (exportCalls); 0: everyone's
+	HideDebug          bool  // leave debug empty (getLogs shows it to administrators only)
 }
 
 // ExportCalls writes the event-log records of the range to w as CSV (CallsHeader), one row a
@@ -254,7 +279,7 @@ func ExportCalls(ctx context.Context, d *db.DB, spec CallsExport, w io.Writer) (
 		c.route, c.time, c.granted, c.over_grant, c.cost, c.status, c.created_at, c.info, c.debug,
 		COALESCE(u.currency, ''), COALESCE(u.timezone, 0)
 		FROM call_log c LEFT JOIN users u ON u.id = c.user_id
-		WHERE c.created_at >= ? AND c.created_at <= ? ORDER BY c.created_at, c.id`), from, to)
+		WHERE c.created_at >= ? AND c.created_at <= ? AND (? = 0 OR c.user_id = ?) ORDER BY c.created_at, c.id`), from, to, spec.UserID, spec.UserID)
 	if err != nil {
 		return 0, err
 	}
@@ -274,6 +299,9 @@ func ExportCalls(ctx context.Context, d *db.DB, spec CallsExport, w io.Writer) (
 		granted, display, clientdate := "", "", ""
 		if c.Granted != nil {
 			granted = strconv.FormatInt(*c.Granted, 10)
+		}
+		if spec.HideDebug {
+			c.Debug = ""
 		}
 		if cur != "" {
 			display = money.Convert(c.Cost, systemCourse, course[cur]).Round(2).String()

@@ -156,11 +156,11 @@ func (m Method) Doc(summary, answers string) Method {
 	return m
 }
 
-// declares reports whether the method declares the argument; login, password and
+// declares reports whether the method declares the argument; login, password, token and
 // username are every method's (the gate reads them).
 func (m *Method) declares(name string) bool {
 	switch name {
-	case "login", "password", "username":
+	case "login", "password", "token", "username":
 		return true
 	}
 	for i := range m.Args {

@@ -8,6 +8,7 @@ package billing
 func (s *Service) declareMethods() {
 	for _, area := range [][]Method{
 		s.userMethods(),        // users.go: User, User control
+		s.sessionMethods(),     // sessions.go: login, refreshToken, logout (browsers)
 		s.routeMethods(),       // routes.go: Routing
 		s.directionMethods(),   // directions.go: Directions and tarification
 		s.tariffMethods(),      // tariffs.go: Directions and tarification
@@ -35,6 +36,8 @@ func (s *Service) declareMethods() {
 		s.gsmMethods(),         // gsm.go: GSM
 		s.simMethods(),         // sims.go: SIM-cards
 		s.maintenanceMethods(), // maintenance.go: doMaintenance
+		s.importMethods(),      // imports.go: importDeck
+		s.activeCallMethods(),  // activecalls.go: getActiveCalls, hangupCalls
 	} {
 		s.Methods.Add(area...)
 	}

@@ -87,7 +87,8 @@ func (t Table) OpenAPI() []byte {
 			Title:   "Narayana Billing API",
 			Version: "2.2",
 			Description: "Every method answers GET and POST alike, with its arguments in the query string " +
-				"or, for POST, in a form, multipart or JSON body. The answer is the Envelope; x-access-level " +
+				"or, for POST, in a form, multipart or JSON body. A session's access token (login) stands in for login and password: " +
+				"`token` in a POST body or an `Authorization: Bearer` header, never in the query string. The answer is the Envelope; x-access-level " +
 				"is the lowest effective access level that may call the method. Conventions: docs/API.md.",
 		},
 		Paths: map[string]oaPath{},

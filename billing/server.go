@@ -140,6 +140,9 @@ func (s *Service) run(c echo.Context, cl *call) (any, error) {
 		return nil, err
 	}
 	cl.params = params
+	if err := sessionToken(c.Request(), params); err != nil {
+		return nil, err
+	}
 	return s.Call(ctx, Call{Method: cl.method, Params: params, Key: k, Version: c.Param("version"), Remote: remote})
 }
 
@@ -174,9 +177,18 @@ func (s *Service) call(ctx context.Context, in Call) (any, error) {
 	caller := in.Caller
 	if caller == nil {
 		rule.Login, rule.Password, rule.OnBehalf = in.Params["login"], in.Params["password"], in.Params["username"]
+		rule.Token = in.Params["token"]
 		var err error
 		if caller, err = s.Gate.Authorize(ctx, in.Key, rule); err != nil {
 			return nil, err
+		}
+		if rule.Token != "" { // a credential: no handler or script sees it
+			params := make(map[string]string, len(in.Params))
+			for k, v := range in.Params {
+				params[k] = v
+			}
+			delete(params, "token")
+			in.Params = params
 		}
 	} else {
 		if err := keys.Permit(caller, rule); err != nil {
@@ -197,6 +209,20 @@ func (s *Service) call(ctx context.Context, in Call) (any, error) {
 	}
 	r := &Request{ctx: ctx, S: s, Caller: caller, Method: m, Version: in.Version, args: args, Remote: in.Remote}
 	return m.Handler(r)
+}
+
+// sessionToken takes a session's access token from `Authorization: Bearer` when the body
+// has none, and refuses a token or refresh token in the URL: URLs end up in access logs,
+// proxies' logs and browser history, so a token there would outlive its secrecy.
+func sessionToken(r *http.Request, params map[string]string) error {
+	q := r.URL.Query()
+	if q.Has("token") || q.Has("refresh_token") {
+		return apierr.New(apierr.InvalidArgument, "a session token never travels in a URL: send it in a POST body or as Authorization: Bearer")
+	}
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && params["token"] == "" {
+		params["token"] = strings.TrimSpace(bearer)
+	}
+	return nil
 }
 
 // answer writes the envelope (or the plain text that Asterisk's CURL() reads, or a Raw body).

@@ -57,11 +57,13 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 			Passwords:        pw,
 			CustomIdentities: custom,
 			Directory:        keys.NewDirectory(d),
+			Sessions:         &keys.Sessions{DB: d},
 		},
 		Methods: Table{},
 		Now:     time.Now,
 	}
 	s.Gate.Bans.Log = log
+	s.Gate.Sessions.Now = s.now // a test that moves the clock moves the tokens' expiry too
 	s.metrics = newMetrics(s)
 	// The call path's group commit on PostgreSQL locks its accounts first, in id order.
 	d.SetBatchLock(`SELECT id FROM accounts WHERE id = ANY(?) ORDER BY id FOR UPDATE`)

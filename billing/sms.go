@@ -633,6 +633,10 @@ func (s *Service) receiveSMS(r *Request) (any, error) {
 	return true, err
 }
 
+// earlyReportWait bounds how long a delivery report waits for its message to be stored
+// (50+100+…+1600 ms: about 3 s in all).
+const earlyReportWait = 1600 * time.Millisecond
+
 // receiveDeliveryReport(0) records a carrier's report on a message it accepted, found by
 // the id the carrier gave it (the newest such message, should two carriers share ids).
 // DELIVERED/DELIVRD/DELIVERY_SUCCESS/SUCCESS/OK/1 mean delivered;
@@ -660,8 +664,22 @@ func (s *Service) receiveDeliveryReport(r *Request) (any, error) {
 	default:
 		return nil, apierr.New(apierr.InvalidArgument, "status: unknown delivery status %q", f["status"])
 	}
+	// A fast carrier reports before sendSMS has stored the message it accepted (Kannel's
+	// fake SMSC does within milliseconds): wait a moment for it before answering that no
+	// such message exists.
 	var id int64
-	err := s.DB.Q().Get(r.ctx, &id, `SELECT id FROM sms WHERE external_id = ? AND type <> 'in' ORDER BY id DESC LIMIT 1`, f["id"])
+	var err error
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		err = s.DB.Q().Get(r.ctx, &id, `SELECT id FROM sms WHERE external_id = ? AND type <> 'in' ORDER BY id DESC LIMIT 1`, f["id"])
+		if !db.IsNotFound(err) || wait > earlyReportWait {
+			break
+		}
+		select {
+		case <-time.After(wait):
+		case <-r.ctx.Done():
+			return nil, r.ctx.Err()
+		}
+	}
 	if db.IsNotFound(err) {
 		return nil, apierr.New(apierr.NotExist, "no message with carrier id %q", f["id"])
 	} else if err != nil {

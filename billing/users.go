@@ -256,8 +256,15 @@ func (s *Service) updateUser(r *Request) (any, error) {
 		return nil, apierr.New(apierr.MissingArgument, "nothing to update")
 	}
 	vals = append(vals, target.ID)
-	_, err = s.DB.Q().Exec(r.ctx, `UPDATE users SET `+strings.Join(sets, ", ")+` WHERE id = ?`, vals...)
-	return nil, err
+	if _, err = s.DB.Q().Exec(r.ctx, `UPDATE users SET `+strings.Join(sets, ", ")+` WHERE id = ?`, vals...); err != nil {
+		return nil, err
+	}
+	// A lock ends the user's browser sessions for good: unlocking does not revive them.
+	// (A password change ends them through the session's stamp, keys/sessions.go.)
+	if r.Has("active") && r.Int("active") == keys.LockedUserActive {
+		return nil, s.Gate.Sessions.CloseAll(r.ctx, target.ID)
+	}
+	return nil, nil
 }
 
 // userValue validates one updateUser argument and returns the value to store.

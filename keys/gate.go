@@ -22,6 +22,8 @@ type Gate struct {
 	CustomIdentities map[string]bool
 	// Directory caches the users the gate finds; nil reads the database every time.
 	Directory *Directory
+	// Sessions are the browsers' tokens (sessions.go); nil accepts no token.
+	Sessions *Sessions
 }
 
 // find is Users.Find through the directory cache (a miss is cached too).
@@ -95,7 +97,9 @@ type Request struct {
 	AllowLocked bool // callPrepare answers a locked user itself, as a Declined line
 	Login       string
 	Password    string // md5 hex
-	OnBehalf    string // the `username` argument
+	// Token is a session's access token, in place of Login and Password (client keys).
+	Token    string
+	OnBehalf string // the `username` argument
 }
 
 // Caller is who asks, and for whom.
@@ -106,6 +110,8 @@ type Caller struct {
 	Level int        // effective access level
 	// Identity holds a custom identity's value (apicustomidentities), by its name.
 	Identity map[string]string
+	// Session is the session whose access token authorized the request; 0 otherwise.
+	Session int64
 }
 
 // MayCreateKey is DECISIONS §3's rule for API keys, and also decides which keys a caller
@@ -148,7 +154,11 @@ func (g *Gate) Authorize(ctx context.Context, k *Key, r Request) (*Caller, error
 		c.Level = k.AccessLevel
 		c.Actor, err = g.serverUser(ctx, q, k, r, custom)
 	} else {
-		c.Actor, err = g.clientUser(ctx, q, k, r, custom)
+		if r.Token != "" && k.DefaultUser == "" { // the token step: a session stands in for login and password
+			c.Actor, c.Session, err = g.tokenUser(ctx, q, k, r.Token)
+		} else {
+			c.Actor, err = g.clientUser(ctx, q, k, r, custom)
+		}
 		if c.Actor != nil {
 			c.Level = c.Actor.AccessLevel
 		}

@@ -57,6 +57,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	astBase := "http://" + *listen + "/billing/api/2.2/" + demoAsteriskKey
 	auth := "login=" + demoAdmin + "&password=21232f297a57a5a743894a0e4a801fc3" // md5("admin")
 	fmt.Fprintf(stdout, `
+Web panel: http://%s/panel/  (log in as admin/admin, reseller/reseller, alice/alice or bob/bob)
+`, *listen)
+	fmt.Fprintf(stdout, `
 Demo key: %s (client key; log in as %s / %s, sent as md5)
 Try:
   curl '%s/getInfo?%s'

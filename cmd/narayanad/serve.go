@@ -17,6 +17,7 @@ import (
 
 	"github.com/narayana/narayanad/billing"
 	"github.com/narayana/narayanad/db"
+	"github.com/narayana/narayanad/panel"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -69,7 +70,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	servers := []*http.Server{newHTTPServer(svc.Handler(), log)}
+	handler := svc.Handler()
+	if cfg.PanelKey != "" {
+		handler = withPanel(handler, panel.New(svc, cfg.PanelKey))
+	}
+	servers := []*http.Server{newHTTPServer(handler, log)}
 	listeners := []net.Listener{ln}
 	if cfg.TLSListen != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
@@ -83,7 +88,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		listeners = append(listeners, tls.NewListener(tln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
-		servers = append(servers, newHTTPServer(svc.Handler(), log))
+		servers = append(servers, newHTTPServer(handler, log))
 	}
 	if cfg.PprofListen != "" {
 		pln, err := net.Listen("tcp", cfg.PprofListen)
@@ -100,6 +105,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		go func(srv *http.Server, ln net.Listener) { errc <- srv.Serve(ln) }(srv, listeners[i])
 	}
 	fmt.Fprintf(stdout, "narayanad %s serving on http://%s\n", Version, ln.Addr())
+	if cfg.PanelKey != "" {
+		fmt.Fprintf(stdout, "web panel: http://%s%s\n", ln.Addr(), panel.Prefix)
+	}
 
 	select {
 	case err := <-errc:
@@ -131,6 +139,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return nil
+}
+
+// withPanel serves the web panel at /panel/ (and sends / there) beside the API.
+func withPanel(api http.Handler, p http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(panel.Prefix, p)
+	mux.Handle("GET /{$}", http.RedirectHandler(panel.Prefix, http.StatusSeeOther))
+	mux.Handle("/", api)
+	return mux
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
