@@ -390,7 +390,7 @@ func TestWindowConcurrentCalls(t *testing.T) {
 func modelWindows(balance, window, maxCall int, calls []winCall, ticks int) []winOutcome {
 	type open struct {
 		i, grant, covered, start, end int
-		windowed                       bool
+		windowed                      bool
 	}
 	out := make([]winOutcome, len(calls))
 	var live []*open
