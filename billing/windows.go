@@ -332,6 +332,7 @@ func (s *Service) extendWindows(ctx context.Context, ws []openWindow) (int, []op
 			ids[i] = o.ID
 		}
 		var cur []windowRow
+		prices := map[string]rating.Price{}
 		if err := tx.Select(ctx, &cur, `SELECT id, covered, win, amount FROM reservations WHERE id IN (?`+
 			strings.Repeat(", ?", len(ids)-1)+`)`, ids...); err != nil {
 			return err
@@ -341,9 +342,12 @@ func (s *Service) extendWindows(ctx context.Context, ws []openWindow) (int, []op
 			if i < 0 || cur[i].Covered != o.Covered || cur[i].Win == 0 {
 				continue // settled, or extended by another daemon
 			}
-			var p rating.Price
-			if err := gob.NewDecoder(bytes.NewReader(o.Price)).Decode(&p); err != nil {
-				return fmt.Errorf("reservation %d: window price: %w", o.ID, err)
+			p, ok := prices[string(o.Price)] // a gob decoder costs more than an extension
+			if !ok {
+				if err := gob.NewDecoder(bytes.NewReader(o.Price)).Decode(&p); err != nil {
+					return fmt.Errorf("reservation %d: window price: %w", o.ID, err)
+				}
+				prices[string(o.Price)] = p
 			}
 			next := min(o.Covered+o.Win, o.Grant)
 			amount := windowCharge(p, next)

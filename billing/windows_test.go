@@ -556,3 +556,47 @@ func TestWindowTakeover(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkWindowRound is one round of the extender on SQLite with n open windowed
+// calls (of 16 accounts), every one due: what windows cost per open call. Compare with
+// BenchmarkCallPrepare (one call's callPrepare) to see what an extension adds to a call
+// per window.
+func BenchmarkWindowRound(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			e, s := benchEnv(b)
+			e.s.Config.ReservationWindow = 10
+			e.s.Config.MaxCallTime = 864_000
+			var clock atomic.Int64
+			clock.Store(1_700_000_000)
+			e.s.Now = func() time.Time { return time.Unix(clock.Load(), 0) }
+			if _, err := AddSIPServer(context.Background(), e.s.DB.Q(), SIPServerSpec{Name: "pbx2", Address: "10.0.0.2",
+				AMIAddress: "127.0.0.1:1", AMIUser: "u", AMISecret: "s"}); err != nil {
+				b.Fatal(err)
+			}
+			const accounts = 16
+			for i := range accounts {
+				e.register(admin(), fmt.Sprintf("w%d", i), 11, "sip_server", "10.0.0.2", "sip_extension",
+					strconv.Itoa(40000+i), "balance", "100000000")
+				e.updateUser(fmt.Sprintf("w%d", i), "rates", strconv.FormatInt(s.base.ID, 10))
+			}
+			for i := range n {
+				ext := strconv.Itoa(40000 + i%accounts)
+				if _, a := raw(e.h, astKey, "callPrepare", kv("login", ext, "destination", "74951234567",
+					"uniqueid", "w"+strconv.Itoa(i), "channel", "PJSIP/"+ext+"-"+strconv.Itoa(i))); !strings.HasPrefix(a, "Allowed") {
+					b.Fatal(a)
+				}
+			}
+			ctx := context.Background()
+			b.ResetTimer()
+			for b.Loop() {
+				clock.Add(10) // every window is due again
+				rep, err := e.s.windowRound(ctx)
+				if err != nil || rep.Extended != n {
+					b.Fatalf("%+v %v", rep, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/call")
+		})
+	}
+}
