@@ -24,7 +24,7 @@ import (
 func (s *Service) callMethods() []Method {
 	prepare := method("callPrepare", 50, s.callPrepare, "callerid:string", "destination:string!", "prior:int=1",
 		"from_originate:string", "source:string", "originated_by:string", "uniqueid:string",
-		"is_did:string").
+		"is_did:string", "channel:string").
 		Doc("authorize a call before it is dialled", "a line: Allowed MaxCallTime Destination CallerID DirectionName RoutePrefix RouteName PitchRx PitchTx, or Declined and the error code")
 	prepare.AllowLocked = true // every refusal of a call is a Declined line
 	finish := method("callFinish", 50, s.callFinish, "callerid:string", "destination:string!", "prior:int=1",
@@ -370,6 +370,10 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		s.Log.Warn("rating: unknown bill type, billed byminute", "tariff", q.Tariff.ID, "bill_type", q.Tariff.BillType)
 	}
 	uid := r.Str("uniqueid")
+	win, err := s.callWindow(r, p) // reservation windows (windows.go); nil when off
+	if err != nil {
+		return nil, err
+	}
 	var secs int
 	var granted bool
 	// The hot path's one write: group-committed with other calls' on SQLite.
@@ -392,6 +396,7 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 			}
 			return err
 		}
+		amount = win.reserve(q, secs, amount) // one window of a call that can be cut
 		expires := now + int64(secs) + int64(s.Config.ReservationGrace/time.Second)
 		args := []any{u.AccountID, u.ID, p.extension(), nullStr(uid), dest, prior, amount, secs, now, expires}
 		var id int64
@@ -405,6 +410,9 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 				extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
 				max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at`,
 				args...)
+		}
+		if err == nil {
+			err = win.store(ctx, tx, s, id, uid, prior)
 		}
 		if err == nil {
 			s.holds.reserved(tx, u.AccountID, callHold(uid, prior, id), hold{amount: amount, expires: expires})

@@ -43,6 +43,9 @@ type Config struct {
 	AsteriskTimeout  time.Duration
 	AsteriskAllow    []string // operations asteriskRequest may run
 
+	// reservation_window, seconds; 0: a call reserves its whole grant (windows.go).
+	ReservationWindow int
+
 	// The schedule, rates, mail and invoices (maintenance.go, rates.go, mail.go, postpaid.go).
 	MaintenanceInterval time.Duration // 0: the daemon runs no schedule of its own
 	RatesSource         string        // URL of an ECB eurofxref-daily.xml; empty: no fetching
@@ -229,6 +232,7 @@ var Options = []Option{
 	{Name: "password_cost", Default: "10", Help: "bcrypt cost of stored password hashes", set: integer(4, 31, func(c *Config) *int { return &c.PasswordCost })},
 	{Name: "callback_context", Default: "callback", Help: "dialplan context createCallback originates into", set: str(func(c *Config) *string { return &c.CallbackContext })},
 	{Name: "reservation_grace", Default: "5m", Help: "how long past its MaxCallTime an unsettled reservation is kept", set: duration(func(c *Config) *time.Duration { return &c.ReservationGrace })},
+	{Name: "reservation_window", Default: "0", Help: "seconds of a call reserved at a time when the call can be cut through AMI (callPrepare got its channel and the SIP server has AMI); the daemon extends the reservation while the call lasts and hangs the channel up when the money is gone; 0: every call reserves its whole MaxCallTime", set: integer(0, 86_400, func(c *Config) *int { return &c.ReservationWindow })},
 	{Name: "scripts_dir", Help: "folder of Lua extension scripts; empty runs none", set: str(func(c *Config) *string { return &c.ScriptsDir })},
 	{Name: "lua_timeout", Default: "1s", Help: "time limit of one Lua call", set: duration(func(c *Config) *time.Duration { return &c.LuaTimeout })},
 	{Name: "lua_http_allow", Help: "hosts Lua scripts may reach with narayana.http_get/http_post (api.example.com, *.example.com)", set: list(func(c *Config) *[]string { return &c.LuaHTTPAllow })},

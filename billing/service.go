@@ -31,6 +31,8 @@ type Service struct {
 	sched schedule // the periodic work and the mail sender (maintenance.go, mail.go)
 	// registrations limits the invite codes one address creates with registerRequest.
 	registrations keys.Limiter
+	// win extends the reservations of calls that can be cut (windows.go).
+	win windowState
 
 	metrics *metrics // GET /metrics (metrics.go)
 }
@@ -84,11 +86,13 @@ func Start(ctx context.Context, d *db.DB, cfg Config, log *slog.Logger) (*Servic
 		return nil, err
 	}
 	s.startSchedule(ctx)
+	s.startWindows(ctx)
 	return s, nil
 }
 
 // Close stops the service's background work.
 func (s *Service) Close() error {
+	s.stopWindows()
 	s.stopSchedule()
 	s.stopCallWork()
 	s.closeExtensions()
