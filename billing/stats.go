@@ -136,8 +136,8 @@ func (s *Service) getStats(r *Request) (any, error) {
 			Duration int64 `db:"duration"`
 		}
 		if err := q.Get(ctx, &c, `SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN time > 0 THEN 1 ELSE 0 END), 0) AS success,
-			COALESCE(SUM(time), 0) AS duration FROM call_log WHERE user_id = ? AND created_at >= ? AND created_at <= ?`,
-			u.ID, t1, t2); err != nil {
+			COALESCE(SUM(time), 0) AS duration FROM call_log WHERE user_id = ? AND created_at >= ? AND created_at <= ?
+			AND status <> ?`, u.ID, t1, t2, windowCutStatus); err != nil { // a cut is an event of a call, not a call
 			return nil, err
 		}
 		var sms struct {

@@ -77,6 +77,11 @@ type callWindow struct {
 
 // callWindow finds out whether the call being prepared can be cut (nil when
 // reservation_window is 0).
+
+// windowCutStatus is the status of the event-log record of a call cut for want of money;
+// getStats does not count it as a call.
+const windowCutStatus = "CUT"
+
 func (s *Service) callWindow(r *Request, p *callParty) (*callWindow, error) {
 	w := s.Config.ReservationWindow
 	if w <= 0 {
@@ -443,8 +448,8 @@ func (s *Service) endWindow(ctx context.Context, o openWindow, hung bool, now in
 		s.Log.Warn("reservation windows: call cut, the money ran out", "user", o.Username, "channel", o.Channel,
 			"server", o.Server, "destination", o.Dest, "covered", o.Covered, "uniqueid", o.UniqueID)
 		_, err = tx.Exec(ctx, `INSERT INTO call_log (user_id, account_id, username, extension, destination, time, cost,
-			status, prior, info, debug, answer, created_at) VALUES (?, ?, ?, ?, ?, 0, 0, 'CUT', ?, ?, ?, '', ?)`,
-			o.UserID, o.Account, o.Username, o.Extension, o.Dest, o.Prior, info,
+			status, prior, info, debug, answer, created_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, '', ?)`,
+			o.UserID, o.Account, o.Username, o.Extension, o.Dest, windowCutStatus, o.Prior, info,
 			"reservation="+fmt.Sprint(o.ID)+" uniqueid="+o.UniqueID, time.Now().Unix())
 		return err
 	})
