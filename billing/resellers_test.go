@@ -18,7 +18,7 @@ import (
 
 // resellerTariff makes a by_second tariff through the API with Russia (direction 1) at
 // cost per minute via route1, and answers its id.
-func resellerTariff(t *testing.T, e *env, s rtSeed, name, cost string) string {
+func resellerTariff(t testing.TB, e *env, s rtSeed, name, cost string) string {
 	t.Helper()
 	e.ok(e.do(e.web, "addRates", admin("name", name, "bill_type", "by_second")))
 	var id int64
@@ -33,7 +33,7 @@ func resellerTariff(t *testing.T, e *env, s rtSeed, name, cost string) string {
 // resellerChain: top (22, buys at 0.03/min) manages corp (22, buys at 0.06/min), which
 // manages its users (base tariff: 0.10/min + 0.05). Balances are given down the chain, so
 // top's and corp's accounts pay for what they give.
-func resellerChain(t *testing.T, e *env, s rtSeed, topBalance, corpBalance string) {
+func resellerChain(t testing.TB, e *env, s rtSeed, topBalance, corpBalance string) {
 	t.Helper()
 	carrier := resellerTariff(t, e, s, "carrier", "0.03")
 	wholesale := resellerTariff(t, e, s, "wholesale", "0.06")
@@ -43,7 +43,7 @@ func resellerChain(t *testing.T, e *env, s rtSeed, topBalance, corpBalance strin
 	e.updateUser("corp", "rates", wholesale)
 }
 
-func resellerUser(t *testing.T, e *env, s rtSeed, name, ext, balance string) {
+func resellerUser(t testing.TB, e *env, s rtSeed, name, ext, balance string) {
 	t.Helper()
 	e.register(user("corp"), name, 11, "sip_server", "10.0.0.1", "sip_extension", ext, "balance", balance)
 	e.updateUser(name, "rates", strconv.FormatInt(s.base.ID, 10))

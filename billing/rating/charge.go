@@ -52,18 +52,22 @@ func (bt BillType) threshold() int {
 // else FirstStep plus the rest rounded up to a multiple of Step. A Step below 1 counts as
 // 1, a FirstStep below 1 as Step, a negative FreeThreshold as 0.
 func (bt BillType) BilledSeconds(length int) int {
-	if length <= 0 || length <= bt.threshold() {
+	// Written to stay within the inliner's budget: Charge inlines it.
+	if length <= 0 || length <= bt.FreeThreshold { // a negative threshold counts as 0 here too
 		return 0
 	}
-	f := bt.first()
+	s := bt.step()
+	f := bt.FirstStep
+	if f < 1 {
+		f = s
+	}
 	if length <= f {
 		return f
 	}
-	s, rest := bt.step(), length-f
-	if r := rest % s; r != 0 {
-		rest += s - r
+	if r := (length - f) % s; r != 0 {
+		return length + s - r
 	}
-	return f + rest
+	return length
 }
 
 // Price is everything needed to charge a call: the entry's cost per minute, the tariff's
@@ -242,13 +246,11 @@ func (p Price) MaxCallTime(available money.Micro, caps Caps) (secs int, reserve 
 		a.Lsh(a, 1).Add(a, big.NewInt(1)).Mul(a, big.NewInt(den)).Sub(a, big.NewInt(1))
 		d := new(big.Int).Lsh(num, 1)
 		a.Quo(a, d)
-		if a.Cmp(big.NewInt(int64(first))) >= 0 {
-			a.Sub(a, big.NewInt(int64(first))).Quo(a, big.NewInt(int64(step)))
-			if a.IsInt64() {
-				k = a.Int64()
-			} else {
-				k = math.MaxInt64
-			}
+		switch {
+		case !a.IsInt64():
+			k = math.MaxInt64 // more than any cap
+		case a.Int64() >= int64(first):
+			k = (a.Int64() - int64(first)) / int64(step)
 		}
 	}
 	// Billed lengths within the free threshold are charged nothing.
