@@ -17,10 +17,11 @@ func (s *Service) billTypeMethods() []Method {
 			Doc("list the tarification types", "the tarification types"),
 		method("getBillType", 33, s.getBillType, "bill_type:string!").
 			Doc("get a tarification type by its name", "the tarification type's data"),
-		method("addBillType", 33, s.addBillType, "bill_type:string!", "free_threshold:int=0", "step:int!").
+		method("addBillType", 33, s.addBillType, "bill_type:string!", "free_threshold:int=0", "step:int!",
+			"first_step:int").
 			Doc("add a tarification type", "true"),
 		method("updateBillType", 33, s.updateBillType, "bill_type:string!", "free_threshold:int",
-			"step:int").
+			"step:int", "first_step:int").
 			Doc("update a tarification type", "true"),
 		method("deleteBillType", 33, s.deleteBillType, "bill_type:string!").
 			Doc("delete a tarification type", "true"),
@@ -28,12 +29,18 @@ func (s *Service) billTypeMethods() []Method {
 }
 
 // BillType is a tariffication type: billed seconds are 0 up to free_threshold, else the
-// call's length rounded up to a multiple of step.
+// initial block first_step and then the rest rounded up to a multiple of step
+// (DECISIONS §5). first_step not given follows step (stored as 0); answers show the
+// block in effect.
 type BillType struct {
 	Name          string `db:"name" json:"type"`
 	FreeThreshold int64  `db:"free_threshold" json:"free_threshold"`
 	Step          int64  `db:"step" json:"step"`
+	FirstStep     int64  `db:"first_step" json:"first_step"`
 }
+
+// billTypeColumns reads a bill type with its initial block in effect.
+const billTypeColumns = `name, free_threshold, step, CASE WHEN first_step > 0 THEN first_step ELSE step END AS first_step`
 
 // builtinBillTypes cannot be changed or deleted (DECISIONS §5).
 var builtinBillTypes = map[string]bool{"by_second": true, "byminute": true}
@@ -45,7 +52,7 @@ const maxBillSeconds = 86400
 
 func billTypeByName(ctx context.Context, q db.Queryer, name string) (*BillType, error) {
 	var bt BillType
-	err := q.Get(ctx, &bt, `SELECT name, free_threshold, step FROM bill_types WHERE name = ?`, name)
+	err := q.Get(ctx, &bt, `SELECT `+billTypeColumns+` FROM bill_types WHERE name = ?`, name)
 	if db.IsNotFound(err) {
 		return nil, apierr.New(apierr.NotExist, "no bill type %q", name)
 	}
@@ -55,7 +62,7 @@ func billTypeByName(ctx context.Context, q db.Queryer, name string) (*BillType, 
 // getBillTypes lists the tarification types.
 func (s *Service) getBillTypes(r *Request) (any, error) {
 	out := []BillType{}
-	err := s.DB.Q().Select(r.ctx, &out, `SELECT name, free_threshold, step FROM bill_types ORDER BY name`)
+	err := s.DB.Q().Select(r.ctx, &out, `SELECT `+billTypeColumns+` FROM bill_types ORDER BY name`)
 	return out, err
 }
 
@@ -71,6 +78,9 @@ func checkBillNumbers(r *Request) error {
 	if r.Has("step") && (r.Int("step") < 1 || r.Int("step") > maxBillSeconds) {
 		return apierr.New(apierr.InvalidArgument, "step: 1 to %d seconds", maxBillSeconds)
 	}
+	if r.Has("first_step") && (r.Int("first_step") < 1 || r.Int("first_step") > maxBillSeconds) {
+		return apierr.New(apierr.InvalidArgument, "first_step: 1 to %d seconds", maxBillSeconds)
+	}
 	return nil
 }
 
@@ -84,8 +94,8 @@ func (s *Service) addBillType(r *Request) (any, error) {
 		return nil, err
 	}
 	return nil, s.ratingTx(r, func(tx *db.Tx) error {
-		_, err := tx.Exec(r.ctx, `INSERT INTO bill_types (name, free_threshold, step) VALUES (?, ?, ?)`,
-			name, r.Int("free_threshold"), r.Int("step"))
+		_, err := tx.Exec(r.ctx, `INSERT INTO bill_types (name, free_threshold, step, first_step) VALUES (?, ?, ?, ?)`,
+			name, r.Int("free_threshold"), r.Int("step"), r.Int("first_step")) // absent: 0, the step
 		if errors.Is(err, db.ErrConflict) {
 			return apierr.New(apierr.DataAbort, "bill type %q exists", name)
 		}
@@ -93,23 +103,29 @@ func (s *Service) addBillType(r *Request) (any, error) {
 	})
 }
 
-// updateBillType changes free_threshold and/or step; the built-in types are fixed
-// (E_DATA_ABORT).
+// updateBillType changes free_threshold, step and/or first_step; the built-in types are
+// fixed (E_DATA_ABORT). A first_step never given keeps following step.
 func (s *Service) updateBillType(r *Request) (any, error) {
 	name := r.Str("bill_type")
 	if err := checkBillNumbers(r); err != nil {
 		return nil, err
 	}
-	if !r.Has("free_threshold") && !r.Has("step") {
-		return nil, apierr.New(apierr.MissingArgument, "nothing to update (free_threshold, step)")
+	if !r.Has("free_threshold") && !r.Has("step") && !r.Has("first_step") {
+		return nil, apierr.New(apierr.MissingArgument, "nothing to update (free_threshold, step, first_step)")
 	}
 	return nil, s.ratingTx(r, func(tx *db.Tx) error {
-		bt, err := billTypeByName(r.ctx, tx, name)
-		if err != nil {
+		if _, err := billTypeByName(r.ctx, tx, name); err != nil {
 			return err
 		}
 		if builtinBillTypes[name] {
 			return apierr.New(apierr.DataAbort, "%s is built in", name)
+		}
+		var bt BillType // as stored: first_step 0 follows step
+		if err := tx.Get(r.ctx, &bt, `SELECT name, free_threshold, step, first_step FROM bill_types WHERE name = ?`, name); err != nil {
+			return err
+		}
+		if r.Has("first_step") {
+			bt.FirstStep = r.Int("first_step")
 		}
 		if r.Has("free_threshold") {
 			bt.FreeThreshold = r.Int("free_threshold")
@@ -117,7 +133,8 @@ func (s *Service) updateBillType(r *Request) (any, error) {
 		if r.Has("step") {
 			bt.Step = r.Int("step")
 		}
-		_, err = tx.Exec(r.ctx, `UPDATE bill_types SET free_threshold = ?, step = ? WHERE name = ?`, bt.FreeThreshold, bt.Step, name)
+		_, err := tx.Exec(r.ctx, `UPDATE bill_types SET free_threshold = ?, step = ?, first_step = ? WHERE name = ?`,
+			bt.FreeThreshold, bt.Step, bt.FirstStep, name)
 		return err
 	})
 }

@@ -82,6 +82,9 @@ type callParty struct {
 	user    *User
 	ext     *Extension // nil when the user has no extension
 	options []int64    // the extension's tariff options (sip_rates_options), parsed once
+
+	resellers []resellerLevel // the resellers up the user's managers, nearest first (resellers.go)
+	accounts  []int64         // the accounts a call locks: the user's, then the resellers'
 }
 
 // callParty finds who places the call. The answer is cached in the gate's directory
@@ -110,7 +113,13 @@ func (s *Service) loadCallParty(ctx context.Context, userID int64, login string)
 		return nil, err
 	}
 	u.Account = Account{Number: u.AccountID} // money is never cached
-	p := &callParty{user: u}
+	p := &callParty{user: u, accounts: []int64{u.AccountID}}
+	if p.resellers, err = loadResellers(ctx, q, u); err != nil {
+		return nil, err
+	}
+	for _, r := range p.resellers {
+		p.accounts = append(p.accounts, r.accountID)
+	}
 	if login != "" {
 		e, err := extensionByName(ctx, q, login)
 		if err == nil && e.UserID == u.ID {
@@ -369,6 +378,12 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 	if q.BillTypeFallback {
 		s.Log.Warn("rating: unknown bill type, billed byminute", "tariff", q.Tariff.ID, "bill_type", q.Tariff.BillType)
 	}
+	chain := p.resellerQuotes(snap, dest, q.IsDID, q.Route.ID)
+	for _, lq := range chain {
+		if !lq.ok {
+			return declined(apierr.Unroutable), nil // a reseller that does not buy the direction
+		}
+	}
 	uid := r.Str("uniqueid")
 	win, err := s.callWindow(r, p) // reservation windows (windows.go); nil when off
 	if err != nil {
@@ -390,6 +405,12 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		}
 		var amount money.Micro
 		secs, amount, granted = q.Price.MaxCallTime(acc.spendable(now, uid, prior), caps)
+		if granted && len(chain) > 0 { // the shortest grant of the chain
+			if secs, granted, err = s.chainGrant(ctx, tx, chain, now, uid, prior, caps, secs); err != nil {
+				return err
+			}
+			amount = q.Charge(secs)
+		}
 		if !granted {
 			if uid != "" {
 				_, err = s.releaseCall(ctx, tx, uid, prior)
@@ -406,19 +427,23 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		} else {
 			_, err = tx.Exec(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
 				amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (uniqueid, prior) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
+				ON CONFLICT (uniqueid, prior, level) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
 				extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
 				max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at`,
 				args...)
 		}
-		if err == nil {
-			err = win.store(ctx, tx, s, id, uid, prior)
+		if err != nil {
+			return err
 		}
-		if err == nil {
-			s.holds.reserved(tx, u.AccountID, callHold(uid, prior, id), hold{amount: amount, expires: expires})
+		if err := win.store(ctx, tx, s, id, uid, prior); err != nil {
+			return err
 		}
-		return err
-	}, u.AccountID) // on PostgreSQL: the account this job reads and writes (db.InTxBatch)
+		s.holds.reserved(tx, u.AccountID, callHold(uid, prior, id), hold{amount: amount, expires: expires})
+		if len(chain) > 0 {
+			return s.chainReserve(ctx, tx, chain, u, p.extension(), uid, dest, prior, id, secs, now, expires)
+		}
+		return nil
+	}, p.accounts...) // on PostgreSQL: the accounts this job reads and writes (db.InTxBatch)
 	if err != nil {
 		return nil, err
 	}
@@ -460,16 +485,22 @@ func (s *Service) sweepReservations(ctx context.Context, q db.Queryer, account i
 	return len(gone), err
 }
 
-// releaseCall deletes the reservation of call uniqueid/prior in tx, if any, and answers
-// the MaxCallTime it granted (not Valid when there was none).
+// releaseCall deletes the reservations of call uniqueid/prior in tx (every level of its
+// reseller chain), if any, and answers the MaxCallTime it granted (not Valid when there
+// was none).
 func (s *Service) releaseCall(ctx context.Context, tx *db.Tx, uid string, prior int) (sql.NullInt64, error) {
-	var grant []int64
-	err := tx.Select(ctx, &grant, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ? RETURNING max_call_time`, uid, prior)
-	if err != nil || len(grant) == 0 {
+	var gone []struct {
+		Grant int64 `db:"max_call_time"`
+		Level int   `db:"level"`
+	}
+	err := tx.Select(ctx, &gone, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ? RETURNING max_call_time, level`, uid, prior)
+	if err != nil || len(gone) == 0 {
 		return sql.NullInt64{}, err
 	}
-	s.holds.released(tx, callHold(uid, prior, 0))
-	return sql.NullInt64{Int64: grant[0], Valid: true}, nil
+	for _, g := range gone {
+		s.holds.released(tx, callHoldAt(uid, prior, 0, g.Level))
+	}
+	return sql.NullInt64{Int64: gone[0].Grant, Valid: true}, nil
 }
 
 // settleOldest deletes the user's oldest open reservation for dest/prior, for a
@@ -481,13 +512,27 @@ func (s *Service) settleOldest(ctx context.Context, tx *db.Tx, user int64, dest 
 		Grant    int64  `db:"max_call_time"`
 	}
 	if err := tx.Select(ctx, &gone, `DELETE FROM reservations WHERE id = (SELECT id FROM reservations
-		WHERE user_id = ? AND destination = ? AND prior = ? ORDER BY id LIMIT 1)
+		WHERE user_id = ? AND destination = ? AND prior = ? AND level = 0 ORDER BY id LIMIT 1)
 		RETURNING id, COALESCE(uniqueid, '') AS uniqueid, max_call_time`, user, dest, prior); err != nil || len(gone) == 0 {
 		return sql.NullInt64{}, err
 	}
 	g := gone[0]
 	s.holds.released(tx, callHold(g.UniqueID, prior, g.ID))
-	return sql.NullInt64{Int64: g.Grant, Valid: true}, nil
+	// Its resellers' levels: by uniqueid, or linked to its row.
+	var levels []struct {
+		ID    int64 `db:"id"`
+		Level int   `db:"level"`
+	}
+	var err error
+	if g.UniqueID != "" {
+		err = tx.Select(ctx, &levels, `DELETE FROM reservations WHERE uniqueid = ? AND prior = ? RETURNING id, level`, g.UniqueID, prior)
+	} else {
+		err = tx.Select(ctx, &levels, `DELETE FROM reservations WHERE parent_id = ? RETURNING id, level`, g.ID)
+	}
+	for _, l := range levels {
+		s.holds.released(tx, callHoldAt(g.UniqueID, prior, l.ID, l.Level))
+	}
+	return sql.NullInt64{Int64: g.Grant, Valid: true}, err
 }
 
 // Seconds around a call's grant (DECISIONS §5): a switch's timer cuts a call at its grant
@@ -570,6 +615,10 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	default:
 		debug = "unrated: " + rerr.Error()
 	}
+	var chain []levelQuote
+	if rerr == nil {
+		chain = p.resellerQuotes(snap, dest, q.IsDID, q.Route.ID)
+	}
 	x, err := s.exchange(ctx, u.Currency)
 	if err != nil {
 		return nil, err
@@ -619,8 +668,11 @@ func (s *Service) callFinish(r *Request) (any, error) {
 			}
 			s.holds.posted(tx, u.AccountID, -cost)
 		}
+		if len(chain) > 0 {
+			return s.chainCharge(ctx, tx, chain, u, id, dest, charged, cost)
+		}
 		return nil
-	}, u.AccountID)
+	}, p.accounts...)
 	if errors.Is(err, db.ErrConflict) && uid != "" {
 		// The same call finished concurrently: answer its saved line, charge nothing.
 		ans, ok, err := savedAnswer(ctx, s.DB.Q(), uid, prior)

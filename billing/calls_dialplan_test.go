@@ -84,7 +84,8 @@ type modelUser struct {
 	name, ext, currency string
 	balance, overdraft  money.Micro
 	capSecs             int
-	tariff              string // "base" or "perminute" (the extension's tariff)
+	tariff              string // "base", "perminute" or "block" (the extension's tariff)
+	block               callTariff
 	held                map[string]money.Micro
 }
 
@@ -109,6 +110,10 @@ func (m *modelUser) rate(s rtSeed, dest string, prior int, exts map[string]bool)
 		return modelRate{ok: true, tariff: t, cost: cost, direction: dir, prefix: prefix, name: name}
 	}
 	switch {
+	case m.tariff == "block":
+		if strings.HasPrefix(n, "79") && len(n) == 11 && prior == 1 {
+			r = route(m.block, 200_000, "RussiaMobile", "out2/", "routetwo")
+		}
 	case m.tariff == "perminute":
 		if strings.HasPrefix(n, "79") && len(n) == 11 && prior == 1 {
 			r = route(s.perMinute, 200_000, "RussiaMobile", "out2/", "routetwo")
@@ -139,8 +144,8 @@ func (m *modelUser) rate(s rtSeed, dest string, prior int, exts map[string]bool)
 	return r
 }
 
-// maxTime is the model's MaxCallTime: the longest multiple of the step, up to the cap,
-// whose charge fits in available.
+// maxTime is the model's MaxCallTime: the longest billed length (the initial block and
+// then whole steps), up to the cap, whose charge fits in available.
 func maxTime(r modelRate, available money.Micro, cap int) (int, bool) {
 	if available < 0 {
 		return 0, false
@@ -148,17 +153,16 @@ func maxTime(r modelRate, available money.Micro, cap int) (int, bool) {
 	if ratCharge(r.tariff, r.cost, cap, false) <= available {
 		return cap, true
 	}
-	step := r.tariff.Step
-	lo, hi := 0, cap/step // lo affordable (0 steps), hi not
-	for hi-lo > 1 {
-		mid := (lo + hi) / 2
-		if ratCharge(r.tariff, r.cost, mid*step, false) <= available {
-			lo = mid
-		} else {
-			hi = mid
+	step, first := r.tariff.Step, r.tariff.First
+	if first == 0 {
+		first = step
+	}
+	for secs := (cap-first)/step*step + first; secs >= first; secs -= step { // down from the cap: the model is slow and plain
+		if ratCharge(r.tariff, r.cost, secs, false) <= available {
+			return secs, true
 		}
 	}
-	return lo * step, lo >= 1
+	return 0, false
 }
 
 type dialEvent struct {
@@ -183,7 +187,16 @@ func TestDialplanReplay(t *testing.T) {
 			{name: "u4", ext: "20004", balance: money.One},
 			{name: "u5", ext: "20005", balance: 700 * money.One, currency: "USD"},
 			{name: "u6", ext: "20006", balance: 900 * money.One, tariff: "perminute"},
+			{name: "u7", ext: "20007", balance: 40 * money.One, tariff: "block"}, // 60/6, runs dry
 		}
+		// An initial block: 60/6, ×1.0, switch 0.02, Russia Mobile 0.20 via route two.
+		e.ok(e.do(e.web, "addBillType", admin("bill_type", "b60", "step", "6", "first_step", "60")))
+		block := callTariff{BillType: "b60", Step: 6, First: 60, Multiplier: money.One, DIDMult: money.One, SwitchPrice: 20_000}
+		block.ID = insertID(t, e.s.DB, `INSERT INTO rates (name, bill_type, switch_price) VALUES ('block', 'b60', 20000)`)
+		execSQL(t, e.s.DB, `INSERT INTO rate_entries (rates_id, direction_id, priority, cost, route_id) VALUES (?, 2, 1, 200000, ?)`,
+			block.ID, s.route2)
+		execSQL(t, e.s.DB, `UPDATE rating_version SET version = version + 1`)
+		e.s.ratingChanged(t.Context())
 		exts := map[string]bool{}
 		for _, u := range users {
 			args := []string{}
@@ -209,6 +222,10 @@ func TestDialplanReplay(t *testing.T) {
 			}
 			if u.tariff == "perminute" {
 				execSQL(t, e.s.DB, `UPDATE extensions SET rates_id = ? WHERE extension = ?`, s.perMinute.ID, u.ext)
+			}
+			if u.tariff == "block" {
+				u.block = block
+				execSQL(t, e.s.DB, `UPDATE extensions SET rates_id = ? WHERE extension = ?`, block.ID, u.ext)
 			}
 		}
 

@@ -31,6 +31,7 @@ type callTariff struct {
 	ID                               int64
 	BillType                         string
 	Free, Step                       int
+	First                            int // the initial block; 0 is Step
 	Multiplier, DIDMult, SwitchPrice money.Micro
 }
 
@@ -170,9 +171,15 @@ func balanceOf(t testing.TB, d *db.DB, user string) (balance, ledger, held money
 // ratCharge is an independent charge computation with big.Rat: billed seconds × cost ×
 // multiplier (× DID multiplier) / 60 + switch price when billed > 0, rounded half-up.
 func ratCharge(t callTariff, costPerMin money.Micro, length int, did bool) money.Micro {
-	billed := 0
+	billed, first := 0, t.First
+	if first == 0 {
+		first = t.Step
+	}
 	if length > t.Free && length > 0 {
-		billed = (length + t.Step - 1) / t.Step * t.Step
+		billed = first
+		if length > first {
+			billed += (length - first + t.Step - 1) / t.Step * t.Step
+		}
 	}
 	if billed == 0 {
 		return 0

@@ -44,13 +44,20 @@ type holdKey struct {
 	uniqueid string
 	prior    int
 	id       int64 // only without uniqueid
+	level    int   // only with uniqueid: 0 the caller's own, N the N-th reseller's (resellers.go)
 }
 
 func callHold(uniqueid string, prior int, id int64) holdKey {
+	return callHoldAt(uniqueid, prior, id, 0)
+}
+
+// callHoldAt names a reservation of a call's chain level; without uniqueid the row id
+// alone names it.
+func callHoldAt(uniqueid string, prior int, id int64, level int) holdKey {
 	if uniqueid != "" {
-		id = 0
+		return holdKey{uniqueid: uniqueid, prior: prior, level: level}
 	}
-	return holdKey{uniqueid: uniqueid, prior: prior, id: id}
+	return holdKey{prior: prior, id: id}
 }
 
 type hold struct {
@@ -85,15 +92,16 @@ func (h *holds) account(ctx context.Context, tx *db.Tx, id int64, now int64, uni
 		Expires  int64       `db:"expires_at"`
 		UniqueID string      `db:"uniqueid"`
 		Prior    int         `db:"prior"`
+		Level    int         `db:"level"`
 	}
-	err = tx.Select(ctx, &rows, `SELECT id, amount, expires_at, COALESCE(uniqueid, '') AS uniqueid, prior
+	err = tx.Select(ctx, &rows, `SELECT id, amount, expires_at, COALESCE(uniqueid, '') AS uniqueid, prior, level
 		FROM reservations WHERE account_id = ?`, id)
 	if err != nil {
 		return nil, err
 	}
 	a := &heldAccount{balance: accs[id].Balance, overdraft: accs[id].Overdraft, open: make(map[holdKey]hold, len(rows))}
 	for _, r := range rows {
-		a.open[callHold(r.UniqueID, r.Prior, r.ID)] = hold{amount: r.Amount, expires: r.Expires}
+		a.open[callHoldAt(r.UniqueID, r.Prior, r.ID, r.Level)] = hold{amount: r.Amount, expires: r.Expires}
 	}
 	a.count(time.Now().Unix())
 	if tx.Epoch() != 0 {
@@ -135,11 +143,17 @@ func lockedAccount(ctx context.Context, tx *db.Tx, id int64, now int64, uniqueid
 // the sweep deletes them) and the one of call uniqueid/prior (a retried callPrepare
 // replaces its own). The same sum as reservedBesides, over the mirror.
 func (a *heldAccount) spendable(now int64, uniqueid string, prior int) money.Micro {
+	return a.spendableAt(now, uniqueid, prior, 0)
+}
+
+// spendableAt is spendable for the account of a call's chain level (resellers.go): the
+// call's own reservation on it is the one of that level.
+func (a *heldAccount) spendableAt(now int64, uniqueid string, prior, level int) money.Micro {
 	if now < a.countedAt || now > a.soonest {
 		a.count(now)
 	}
 	m := a.balance + a.overdraft - a.held
-	if own, ok := a.open[callHold(uniqueid, prior, 0)]; ok && uniqueid != "" && own.expires >= now {
+	if own, ok := a.open[callHoldAt(uniqueid, prior, 0, level)]; ok && uniqueid != "" && own.expires >= now {
 		m += own.amount
 	}
 	return m

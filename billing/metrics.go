@@ -178,8 +178,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(n))
 	}
-	count(descReservations, `SELECT COUNT(*) FROM reservations`)
-	count(descReservedOld, `SELECT COUNT(*) FROM reservations WHERE expires_at < ?`, time.Now().Unix())
+	count(descReservations, `SELECT COUNT(*) FROM reservations WHERE level = 0`) // a call, not its resellers' levels
+	count(descReservedOld, `SELECT COUNT(*) FROM reservations WHERE level = 0 AND expires_at < ?`, time.Now().Unix())
 	count(descBans, `SELECT COUNT(*) FROM bans WHERE source <> 'whitelist'`)
 	count(descOutbox, `SELECT COUNT(*) FROM outbox WHERE status = ?`, outboxQueued)
 	for name, up := range s.amiManager().Connected() {

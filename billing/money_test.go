@@ -169,6 +169,16 @@ func TestLedgerInvariant(t *testing.T) {
 		rng := rand.New(rand.NewSource(7))
 		amount := func() string { return fmt.Sprintf("%d.%06d", rng.Intn(8), rng.Intn(1_000_000)) }
 		e.register(admin(), "corp", 22, "balance", "60") // a reseller pays the balances it gives
+		// corp also buys its users' calls, at a tariff of its own billed 30/6 (an initial
+		// block): every call is charged at two levels.
+		e.ok(e.do(e.web, "addBillType", admin("bill_type", "b30", "step", "6", "first_step", "30")))
+		e.ok(e.do(e.web, "addRates", admin("name", "wholesale", "bill_type", "b30", "switch_price", "0.01")))
+		var wholesale int64
+		if err := e.s.DB.Q().Get(context.Background(), &wholesale, `SELECT id FROM rates WHERE name = 'wholesale'`); err != nil {
+			t.Fatal(err)
+		}
+		e.ok(e.do(e.web, "addDirection", admin("rates", fmt.Sprint(wholesale), "direction", "2", "cost", "0.12", "route", fmt.Sprint(s.route1))))
+		e.updateUser("corp", "rates", fmt.Sprint(wholesale))
 		var names []string
 		exts := map[string]string{}
 		serial := 0
@@ -238,6 +248,9 @@ func TestLedgerInvariant(t *testing.T) {
 					if held > bal+overdraft {
 						t.Fatalf("op %d: %s holds %s, more than balance %s + overdraft %s", i, a, held, bal, overdraft)
 					}
+					if bal, _, held := balanceOf(t, e.s.DB, "corp"); held > bal { // corp has no overdraft
+						t.Fatalf("op %d: the reseller holds %s, more than its balance %s", i, held, bal)
+					}
 				}
 			case 8: // finish an open call within its grant
 				if len(open) == 0 {
@@ -247,7 +260,7 @@ func TestLedgerInvariant(t *testing.T) {
 				c := open[k]
 				open = slices.Delete(open, k, k+1)
 				var own money.Micro
-				if err := e.s.DB.Q().Get(context.Background(), &own, `SELECT amount FROM reservations WHERE uniqueid = ?`, c.uid); err != nil {
+				if err := e.s.DB.Q().Get(context.Background(), &own, `SELECT amount FROM reservations WHERE uniqueid = ? AND level = 0`, c.uid); err != nil {
 					t.Fatal(err)
 				}
 				_, _, before := balanceOf(t, e.s.DB, c.user)
@@ -273,6 +286,28 @@ func TestLedgerInvariant(t *testing.T) {
 		}
 		if held != 0 {
 			t.Errorf("%d reservations left after every call finished", held)
+		}
+		// What corp bought its users' calls for is what its account was charged for them,
+		// and what it sold them for what they were charged.
+		var bought, charged, sold, paid money.Micro
+		q := e.s.DB.Q()
+		ctx := context.Background()
+		if err := q.Get(ctx, &bought, `SELECT COALESCE(SUM(bought), 0) FROM resale`); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Get(ctx, &charged, `SELECT COALESCE(-SUM(l.amount), 0) FROM ledger l JOIN users u ON u.account_id = l.account_id
+			WHERE u.username = 'corp' AND l.kind = 'call'`); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Get(ctx, &sold, `SELECT COALESCE(SUM(sold), 0) FROM resale`); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Get(ctx, &paid, `SELECT COALESCE(-SUM(l.amount), 0) FROM ledger l WHERE l.kind = 'call'
+			AND l.ref IN (SELECT 'call:' || CAST(call_id AS TEXT) FROM resale) AND l.account_id <> (SELECT account_id FROM users WHERE username = 'corp')`); err != nil {
+			t.Fatal(err)
+		}
+		if bought == 0 || bought != charged || sold != paid {
+			t.Errorf("resale: bought %s, corp charged %s; sold %s, users paid %s", bought, charged, sold, paid)
 		}
 		checkLedger(t, e)
 	})

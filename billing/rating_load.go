@@ -124,12 +124,13 @@ func (s *Service) loadRating(ctx context.Context) (*rating.Snapshot, error) {
 		Name          string `db:"name"`
 		FreeThreshold int    `db:"free_threshold"`
 		Step          int    `db:"step"`
+		FirstStep     int    `db:"first_step"`
 	}
-	if err := s.DB.Q().Select(ctx, &bts, `SELECT name, free_threshold, step FROM bill_types`); err != nil {
+	if err := s.DB.Q().Select(ctx, &bts, `SELECT name, free_threshold, step, first_step FROM bill_types`); err != nil {
 		return nil, err
 	}
 	for _, bt := range bts {
-		b.SetBillType(rating.BillType{Name: bt.Name, FreeThreshold: bt.FreeThreshold, Step: bt.Step})
+		b.SetBillType(rating.BillType{Name: bt.Name, FreeThreshold: bt.FreeThreshold, Step: bt.Step, FirstStep: bt.FirstStep})
 	}
 
 	var routes []struct {

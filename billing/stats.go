@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/narayana/narayanad/apierr"
+	"github.com/narayana/narayanad/keys"
 	"github.com/narayana/narayanad/money"
 )
 
@@ -34,7 +35,9 @@ const forecastDays = 30
 //   - financials (financials=true): costs between date1 and date2 from the ledger, by kind:
 //     call_cost (calls), gsm_cost, sms_cost, gprs_cost (kinds gsm, sms, gprs), other_cost
 //     (every other debit: transfers out, fees, rent...) and total_cost, each also as
-//     display_* in the user's currency.
+//     display_* in the user's currency. A reseller (22-32) also gets resale: its users'
+//     calls it was charged for, what they sold for, what it bought them for and the
+//     margin (resellers.go).
 //   - stat (statistic=true): calls between date1 and date2 from the event log: total_calls,
 //     success_calls (length > 0), success_calls_percent (2 decimals), calls_duration
 //     (seconds); total_sms / success_sms from sent SMS; the GSM and GPRS counters are 0
@@ -127,6 +130,13 @@ func (s *Service) getStats(r *Request) (any, error) {
 		}
 		f["total_cost"], f["display_total_cost"] = total, x.display(total)
 		out["financials"] = f
+		if u.AccessLevel >= keys.LevelManager && u.AccessLevel < keys.LevelAdmin {
+			rs, err := resaleStats(ctx, q, u.ID, t1, t2)
+			if err != nil {
+				return nil, err
+			}
+			out["resale"] = rs.answer(x)
+		}
 	}
 
 	if r.Bool("statistic") {

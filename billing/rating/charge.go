@@ -9,11 +9,13 @@ import (
 )
 
 // BillType is a tarification type: calls up to FreeThreshold seconds are free, longer calls
-// are billed in whole steps of Step seconds.
+// are billed an initial block of FirstStep seconds and then whole steps of Step seconds
+// (DECISIONS §5: 60/6, 30/6, 1/1). A FirstStep below 1 means Step: the reference's rule.
 type BillType struct {
 	Name          string
 	FreeThreshold int
 	Step          int
+	FirstStep     int
 }
 
 // The built-in bill types.
@@ -32,6 +34,13 @@ func (bt BillType) step() int {
 	return bt.Step
 }
 
+func (bt BillType) first() int {
+	if bt.FirstStep < 1 {
+		return bt.step()
+	}
+	return bt.FirstStep
+}
+
 func (bt BillType) threshold() int {
 	if bt.FreeThreshold < 0 {
 		return 0
@@ -39,14 +48,23 @@ func (bt BillType) threshold() int {
 	return bt.FreeThreshold
 }
 
-// BilledSeconds is 0 when length <= FreeThreshold, else length rounded up to a multiple of
-// Step. A Step below 1 counts as 1, a negative FreeThreshold as 0.
+// BilledSeconds is 0 when length <= FreeThreshold; else FirstStep when length <= FirstStep;
+// else FirstStep plus the rest rounded up to a multiple of Step. A Step below 1 counts as
+// 1, a FirstStep below 1 as Step, a negative FreeThreshold as 0.
 func (bt BillType) BilledSeconds(length int) int {
-	if length <= 0 || length <= bt.threshold() {
+	// Written to stay within the inliner's budget: Charge inlines it.
+	if length <= 0 || length <= bt.FreeThreshold { // a negative threshold counts as 0 here too
 		return 0
 	}
 	s := bt.step()
-	if r := length % s; r != 0 {
+	f := bt.FirstStep
+	if f < 1 {
+		f = s
+	}
+	if length <= f {
+		return f
+	}
+	if r := (length - f) % s; r != 0 {
 		return length + s - r
 	}
 	return length
@@ -199,15 +217,17 @@ func (c Caps) Limit() int {
 	return l
 }
 
-// MaxCallTime is callPrepare's MaxCallTime: the longest call, in seconds, whose Charge fits in
-// available (balance + overdraft − reservations of the user's other open calls), rounded
-// down to the step and capped by caps.Limit(); reserve is Charge(secs), the amount to hold.
-// ok is false when not even one step is affordable (Declined E_INSUFFICIENT_MONEY).
+// MaxCallTime is callPrepare's MaxCallTime: the longest billed length, in seconds, whose
+// Charge fits in available (balance + overdraft − reservations of the user's other open
+// calls), capped by caps.Limit(); reserve is Charge(secs), the amount to hold. The billed
+// lengths are FirstStep + k·Step (k >= 0), so the answer is one of them unless it is the
+// cap. ok is false when not even the initial block is affordable (Declined
+// E_INSUFFICIENT_MONEY).
 //
 // Guarantees: Charge(secs) <= available, and Charge(secs+step) > available unless secs is
 // the cap. A free direction gets the cap (as long as its switch price is affordable).
-// Steps inside the free threshold cost nothing and so are always affordable. A negative
-// available allows nothing.
+// Billed lengths inside the free threshold cost nothing and so are always affordable. A
+// negative available allows nothing.
 func (p Price) MaxCallTime(available money.Micro, caps Caps) (secs int, reserve money.Micro, ok bool) {
 	if available < 0 {
 		return 0, 0, false
@@ -216,31 +236,33 @@ func (p Price) MaxCallTime(available money.Micro, caps Caps) (secs int, reserve 
 	if c := p.Charge(limit); c <= available {
 		return limit, c, true
 	}
-	step := p.BillType.step()
+	step, first := p.BillType.step(), p.BillType.first()
 	num, den := p.perSecond()
-	var k int64 // the largest affordable number of steps
+	k := int64(-1) // the largest affordable k: FirstStep + k·Step seconds; -1 = none
 	a := new(big.Int).Sub(big.NewInt(int64(available)), big.NewInt(int64(p.SwitchPrice)))
 	if num.Sign() > 0 && a.Sign() >= 0 {
-		// round(k·step·num/den) <= a  ⟺  2·k·step·num < (2a+1)·den
-		// k = floor(((2a+1)·den − 1) / (2·step·num))
+		// The longest affordable billed length x: round(x·num/den) <= a ⟺ 2·x·num < (2a+1)·den,
+		// x = floor(((2a+1)·den − 1) / (2·num)); then k = floor((x − first) / step).
 		a.Lsh(a, 1).Add(a, big.NewInt(1)).Mul(a, big.NewInt(den)).Sub(a, big.NewInt(1))
-		d := new(big.Int).Mul(num, big.NewInt(int64(step)))
-		d.Lsh(d, 1)
+		d := new(big.Int).Lsh(num, 1)
 		a.Quo(a, d)
-		if a.IsInt64() {
-			k = a.Int64()
-		} else {
-			k = math.MaxInt64
+		switch {
+		case !a.IsInt64():
+			k = math.MaxInt64 // more than any cap
+		case a.Int64() >= int64(first):
+			k = (a.Int64() - int64(first)) / int64(step)
 		}
 	}
-	// Lengths within the free threshold are charged nothing.
-	k = max(k, int64(p.BillType.threshold()/step))
-	if k < 1 {
+	// Billed lengths within the free threshold are charged nothing.
+	if thr := p.BillType.threshold(); thr >= first {
+		k = max(k, int64((thr-first)/step))
+	}
+	if k < 0 || first > limit {
 		return 0, 0, false
 	}
-	if k >= int64(limit/step)+1 { // cannot happen given Charge(limit) > available; be safe
+	if k >= int64((limit-first)/step)+1 { // cannot happen given Charge(limit) > available; be safe
 		return limit, p.Charge(limit), true
 	}
-	secs = int(k) * step
+	secs = first + int(k)*step
 	return secs, p.Charge(secs), true
 }

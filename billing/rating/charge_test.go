@@ -32,6 +32,18 @@ func TestBilledSeconds(t *testing.T) {
 		{BillType{FreeThreshold: -3, Step: 30}, 1, 30}, // negative threshold counts as 0
 		{BillType{FreeThreshold: 100, Step: 30}, 100, 0},
 		{BillType{FreeThreshold: 100, Step: 30}, 101, 120},
+		// Initial blocks (DECISIONS §5): 60/6, 30/6.
+		{BillType{FirstStep: 60, Step: 6}, 1, 60},
+		{BillType{FirstStep: 60, Step: 6}, 60, 60},
+		{BillType{FirstStep: 60, Step: 6}, 61, 66},
+		{BillType{FirstStep: 60, Step: 6}, 66, 66},
+		{BillType{FirstStep: 60, Step: 6}, 67, 72},
+		{BillType{FirstStep: 30, Step: 6}, 31, 36},
+		{BillType{FirstStep: 30, Step: 6, FreeThreshold: 5}, 5, 0},
+		{BillType{FirstStep: 30, Step: 6, FreeThreshold: 5}, 6, 30},
+		{BillType{FirstStep: 1, Step: 60}, 1, 1}, // an odd block: 1 then whole minutes
+		{BillType{FirstStep: 1, Step: 60}, 2, 61},
+		{BillType{FirstStep: 0, Step: 60}, 61, 120}, // no block: the step
 	}
 	for _, tt := range tests {
 		if got := tt.bt.BilledSeconds(tt.length); got != tt.want {
@@ -146,6 +158,13 @@ func TestMaxCallTime(t *testing.T) {
 		{"DID multiplier", Price{BillType: BySecond, Cost: one, Multiplier: one, DIDMultiplier: 2 * one, IsDID: true}, one, Caps{}, 30, one, true},
 		{"cap not a multiple of the step", perMin(ByMinute, one), 1_000 * one, Caps{AllowedCallLen: 90}, 90, 2 * one, true},
 		{"cap not affordable, rounded down to the step", perMin(ByMinute, one), 1_500_000, Caps{AllowedCallLen: 90}, 60, one, true},
+		// 60/6 at 1.00/min: 1.55 buys 90 s (1.50), not 96 s (1.60): a billed length, 60 + 5·6.
+		{"initial block then steps", perMin(BillType{FirstStep: 60, Step: 6}, one), 1_550_000, Caps{}, 90, 1_500_000, true},
+		{"initial block not affordable", perMin(BillType{FirstStep: 60, Step: 6}, one), 999_999, Caps{}, 0, 0, false},
+		{"initial block exactly", perMin(BillType{FirstStep: 60, Step: 6}, one), one, Caps{}, 60, one, true},
+		{"initial block inside the free threshold", perMin(BillType{FirstStep: 30, Step: 6, FreeThreshold: 40}, one), 0, Caps{}, 36, 0, true},
+		{"initial block above the cap", perMin(BillType{FirstStep: 60, Step: 6}, one), 999_999, Caps{AllowedCallLen: 30}, 0, 0, false},
+		{"initial block above the cap, affordable", perMin(BillType{FirstStep: 60, Step: 6}, one), one, Caps{AllowedCallLen: 30}, 30, one, true},
 	}
 	for _, tt := range tests {
 		secs, reserve, ok := tt.p.MaxCallTime(tt.available, tt.caps)
@@ -185,14 +204,24 @@ func TestMaxCallTimeReservations(t *testing.T) {
 
 // --- reference implementation with math/big.Rat ---
 
-func refBilled(length, thr, step int) int64 {
+// refBilled is the smallest billed length, FirstStep + k·Step with k >= 0, that covers
+// length, computed with rationals: first + ceil(max(0, length − first) / step) · step.
+func refBilled(length, thr, first, step int) int64 {
 	if step < 1 {
 		step = 1
+	}
+	if first < 1 {
+		first = step
 	}
 	if length <= 0 || length <= thr {
 		return 0
 	}
-	return int64((length + step - 1) / step * step)
+	over := new(big.Rat).SetFrac64(int64(max(0, length-first)), int64(step))
+	k := new(big.Int).Quo(over.Num(), over.Denom())
+	if !over.IsInt() {
+		k.Add(k, big.NewInt(1))
+	}
+	return int64(first) + k.Int64()*int64(step)
 }
 
 // refRoundHalfUp rounds half away from zero and saturates to int64.
@@ -214,7 +243,7 @@ func refRoundHalfUp(x *big.Rat) int64 {
 }
 
 func refCharge(p Price, length int) money.Micro {
-	billed := refBilled(length, max(p.BillType.FreeThreshold, 0), p.BillType.Step)
+	billed := refBilled(length, max(p.BillType.FreeThreshold, 0), p.BillType.FirstStep, p.BillType.Step)
 	if billed == 0 {
 		return 0
 	}
@@ -228,7 +257,8 @@ func refCharge(p Price, length int) money.Micro {
 	return money.Micro(refRoundHalfUp(x))
 }
 
-// refMaxCallTime searches by bisection for the largest affordable whole number of steps.
+// refMaxCallTime searches by bisection for the largest affordable billed length
+// first + k·step, k >= 0.
 func refMaxCallTime(p Price, available money.Micro, caps Caps) (int, bool) {
 	limit := caps.Limit()
 	if available < 0 {
@@ -238,19 +268,27 @@ func refMaxCallTime(p Price, available money.Micro, caps Caps) (int, bool) {
 		return limit, true
 	}
 	step := max(p.BillType.Step, 1)
-	lo, hi := 0, limit/step+1 // charge(lo·step) affordable (0 s is free), charge(hi·step) not
+	first := p.BillType.FirstStep
+	if first < 1 {
+		first = step
+	}
+	at := func(k int) int { return first + k*step }
+	lo, hi := -1, (limit-first)/step+1 // at(lo) affordable (-1: nothing), at(hi) not
+	if limit < first {
+		hi = 0
+	}
 	for hi-lo > 1 {
 		mid := (lo + hi) / 2
-		if refCharge(p, mid*step) <= available {
+		if refCharge(p, at(mid)) <= available {
 			lo = mid
 		} else {
 			hi = mid
 		}
 	}
-	if lo < 1 {
+	if lo < 0 {
 		return 0, false
 	}
-	return lo * step, true
+	return at(lo), true
 }
 
 func randomPrice(rng *rand.Rand) Price {
@@ -267,6 +305,12 @@ func randomPrice(rng *rand.Rand) Price {
 	}
 	if rng.Intn(5) == 0 {
 		p.BillType.Step = rng.Intn(300) + 1
+	}
+	switch rng.Intn(4) { // an initial block: carriers' 60/6, 30/6, 1/1 and odd ones
+	case 0:
+		p.BillType.FirstStep = []int{60, 30, 1, 0, -3}[rng.Intn(5)]
+	case 1:
+		p.BillType.FirstStep = rng.Intn(400) + 1
 	}
 	if rng.Intn(2) == 0 {
 		p.SwitchPrice = money.Micro(rng.Int63n(int64(money.One)))
@@ -351,13 +395,16 @@ func TestMaxCallTimeProperty(t *testing.T) {
 		if reserve > available {
 			t.Fatalf("case %d: reserve %d > available %d", i, reserve, available)
 		}
-		step := max(p.BillType.Step, 1)
+		step, first := max(p.BillType.Step, 1), p.BillType.FirstStep
+		if first < 1 {
+			first = step
+		}
 		if limit := caps.Limit(); secs == limit {
 			capped++
 		} else {
 			limited++
-			if secs%step != 0 {
-				t.Fatalf("case %d: %d s not a multiple of step %d", i, secs, step)
+			if secs < first || (secs-first)%step != 0 {
+				t.Fatalf("case %d: %d s is not the initial block %d plus steps of %d", i, secs, first, step)
 			}
 			if next := refCharge(p, secs+step); next <= available {
 				t.Fatalf("case %d: Charge(%d+%d) = %d <= available %d, not the longest", i, secs, step, next, available)
