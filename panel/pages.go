@@ -268,7 +268,8 @@ func (p *Panel) topupPost(s *sess) (*view, error) {
 		id = str(m["transaction"])
 	}
 	cur := str(m["currency"])
-	details := [][2]string{{"Invoice", id}, {"To pay", money(m["pay_amount"], cur)}}
+	details := [][2]string{{"Invoice", id}, {"To pay", money(m["pay_amount"], cur)},
+		{"Credited when paid", money(s.r.PostFormValue("payment_amount"), s.cur())}}
 	if v := str(m["comission"]); v != "" && v != "0" {
 		details = append(details, [2]string{"Commission", v + " %"})
 	}
