@@ -36,6 +36,11 @@ var russian = map[string]string{
 	"New Asterisk key": "Новый ключ Asterisk", "Realm": "Realm", "Secret": "Секрет", "Enabled": "Включён",
 	"Periodic work": "Периодические задачи", "Last run": "Последний запуск", "Mail outbox": "Очередь почты",
 	"User (empty: yourself)": "Пользователь (пусто: вы)", "Revenue by day": "Выручка по дням",
+	"Bank transfers": "Банковские переводы", "To pay": "К оплате", "Credited when paid": "Будет зачислено", "Commission": "Комиссия", "VAT": "НДС",
+	"Bank details": "Реквизиты", "Payment reference": "Назначение платежа", "Invoice (PDF)": "Счёт (PDF)",
+	"Go to the payment page": "Перейти к оплате", "All invoices": "Все счета", "Valid until": "Действителен до",
+	"Credit": "Зачислить", "Mark paid": "Оплачен", "Bank transaction": "Банковская операция",
+	"Waiting for the money": "Ожидают оплаты", "Confirmed": "Подтверждены", "Confirmed by": "Подтвердил",
 	"Wrong login or password.": "Неверный логин или пароль.", "This user is locked.": "Пользователь заблокирован.",
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ func (p *Panel) pages() map[string]func(*sess) (*view, error) {
 		"home": p.home, "calls": p.calls, "sip": p.sip, "dids": p.dids, "didrules": p.didRules, "rates": p.rates,
 		"topup": p.topup, "invoices": p.invoices, "tickets": p.tickets, "ticket": p.ticket, "news": p.news,
 		"users": p.users, "user": p.user, "tariffs": p.tariffs, "routes": p.routes, "billtypes": p.billTypes,
-		"pools": p.pools, "keys": p.keys, "bans": p.bans, "live": p.live, "stats": p.stats, "maintenance": p.maintenance,
+		"pools": p.pools, "banktransfers": p.bankTransfers, "keys": p.keys, "bans": p.bans, "live": p.live, "stats": p.stats, "maintenance": p.maintenance,
 	}
 }
 
@@ -219,27 +220,92 @@ func (p *Panel) topup(s *sess) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
+	// getPaymentMethods answers each group as title → method name; the default is also in
+	// its own group, so it is offered once, first.
 	var methods [][2]string
+	seen := map[string]bool{}
 	for _, group := range []string{"default", "public", "private"} {
-		for name, m := range toMap(toMap(pm)[group]) {
-			label := name
-			if d := str(toMap(m)["name"]); d != "" {
-				label = d
+		g := toMap(toMap(pm)[group])
+		titles := make([]string, 0, len(g))
+		for title := range g {
+			titles = append(titles, title)
+		}
+		sort.Strings(titles)
+		for _, title := range titles {
+			name := str(g[title])
+			if name == "" || seen[name] {
+				continue
 			}
-			methods = append(methods, opt(name, label))
+			seen[name] = true
+			methods = append(methods, opt(name, title))
 		}
 	}
 	back := Prefix + "topup"
 	blocks := []block{}
 	if len(methods) > 0 {
-		blocks = append(blocks, block{Heading: "Pay", Form: do("createInvoice", Prefix+"invoices", "Create invoice",
-			choice("payment_method", "Method", methods[0][0], methods...),
-			field{Name: "payment_amount", Label: "Amount", Type: "number", Required: true})})
+		blocks = append(blocks, block{ID: "pay", Heading: "Pay", Form: &form{Action: Prefix + "topup", Submit: "Create invoice",
+			Hidden: map[string]string{}, Fields: []field{choice("payment_method", "Method", methods[0][0], methods...),
+				{Name: "payment_amount", Label: "Amount", Type: "number", Required: true}}}})
 	} else {
 		blocks = append(blocks, block{Heading: "Pay", Text: "No payment method is configured."})
 	}
 	blocks = append(blocks, block{ID: "prepaid", Heading: "Prepaid code", Form: do("activatePrepaidCode", back, "Activate", required("code", "Code"))})
 	return &view{Title: "Top up", Blocks: blocks}, nil
+}
+
+// topupPost creates the invoice and shows what createInvoice answers: for a bank transfer
+// the amount to pay, the bank details, the reference and the PDF; for a payment page its
+// link.
+func (p *Panel) topupPost(s *sess) (*view, error) {
+	resp, err := s.call("createInvoice", "payment_method", s.r.PostFormValue("payment_method"),
+		"payment_amount", strings.TrimSpace(s.r.PostFormValue("payment_amount")))
+	if err != nil {
+		return nil, err
+	}
+	m := toMap(resp)
+	id := str(m["invoice"])
+	if id == "" {
+		id = str(m["transaction"])
+	}
+	cur := str(m["currency"])
+	details := [][2]string{{"Invoice", id}, {"To pay", money(m["pay_amount"], cur)},
+		{"Credited when paid", money(s.r.PostFormValue("payment_amount"), s.cur())}}
+	if v := str(m["comission"]); v != "" && v != "0" {
+		details = append(details, [2]string{"Commission", v + " %"})
+	}
+	if v := str(m["vat"]); v != "" && v != "0" {
+		details = append(details, [2]string{"VAT", v + " %"})
+	}
+	if v := str(m["bank_details"]); v != "" {
+		details = append(details, [2]string{"Bank details", v})
+	}
+	if v := str(m["reference"]); v != "" {
+		details = append(details, [2]string{"Payment reference", v})
+	}
+	b := block{ID: "invoice", KV: details, Text: str(m["msg"])}
+	if str(m["pdf"]) != "" {
+		b.Links = append(b.Links, link{Prefix + "invoice.pdf?id=" + url.QueryEscape(id), "Invoice (PDF)"})
+	}
+	if u := str(m["url"]); strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
+		b.Links = append(b.Links, link{u, "Go to the payment page"})
+	}
+	b.Links = append(b.Links, link{Prefix + "invoices", "All invoices"})
+	return &view{Title: "Invoice " + id, Flash: "Done.", Blocks: []block{b}}, nil
+}
+
+// invoiceStatus names getInvoices' status numbers (billing.Invoice*).
+func invoiceStatus(v any) string {
+	switch str(v) {
+	case "0":
+		return "unpaid"
+	case "1":
+		return "paid"
+	case "2":
+		return "declined"
+	case "3":
+		return "expired"
+	}
+	return str(v)
 }
 
 func (p *Panel) invoices(s *sess) (*view, error) {
@@ -250,8 +316,8 @@ func (p *Panel) invoices(s *sess) (*view, error) {
 	t := &table{Cols: []string{"Invoice", "Date", "Amount", "Method", "Status", ""}}
 	for _, i := range toList(list) {
 		id := str(i["id"])
-		t.Rows = append(t.Rows, []cell{{Text: id}, {Text: str(i["date"])}, {Text: str(i["displayamount"])},
-			{Text: str(i["payment_method"])}, {Text: str(i["status"])}, {Text: "PDF", Href: Prefix + "invoice.pdf?id=" + url.QueryEscape(id)}})
+		t.Rows = append(t.Rows, []cell{{Text: id}, {Text: str(i["clientdate"])}, {Text: money(i["displayamount"], s.cur())},
+			{Text: str(i["handler"])}, {Text: invoiceStatus(i["status"])}, {Text: "PDF", Href: Prefix + "invoice.pdf?id=" + url.QueryEscape(id)}})
 	}
 	return &view{Title: "Invoices", Blocks: []block{{ID: "invoices", Table: t}}}, nil
 }
@@ -472,6 +538,46 @@ func (p *Panel) pools(s *sess) (*view, error) {
 		{Heading: "Numbers", Table: cols(toList(dids), "did", "owner", "expiration", "cost", "pool_id")},
 		{Heading: "New number", Form: do("addDID", back, "Add", required("did", "Number"), text("owner", "Owner"), text("pool_id", "Pool"),
 			field{Name: "cost", Label: "Monthly cost", Type: "number"})},
+	}}, nil
+}
+
+// bankTransfers lists the unpaid bank invoices of the users the administrator manages
+// (getInvoices own=false: the handler decides whose), each with a button that confirms the
+// transfer through payInvoice, and the last confirmed ones.
+func (p *Panel) bankTransfers(s *sess) (*view, error) {
+	unpaid, err := s.call("getInvoices", "own", "false", "bank", "true", "done", "false")
+	if err != nil {
+		return nil, err
+	}
+	paid, err := s.call("getInvoices", "own", "false", "bank", "true", "done", "true")
+	if err != nil {
+		return nil, err
+	}
+	back := Prefix + "banktransfers"
+	t := &table{Cols: []string{"Invoice", "User", "Date", "Valid until", "Credit", "To pay", "Payment reference", "Status", ""}}
+	for _, i := range toList(unpaid) {
+		id := str(i["id"])
+		create := toMap(toMap(i["txdata"])["create"])
+		pay := do("payInvoice", back, "Mark paid", text("reference", "Bank transaction"))
+		pay.Inline, pay.Hidden["invoice"] = true, id
+		t.Rows = append(t.Rows, []cell{{Text: id, Href: Prefix + "invoice.pdf?id=" + url.QueryEscape(id)}, {Text: str(i["owner"])},
+			{Text: str(i["clientdate"])}, {Text: str(i["clientvalidthru"])}, {Text: money(i["displayamount"], s.cur())},
+			{Text: money(create["pay_amount"], str(create["currency"]))}, {Text: str(create["reference"])},
+			{Text: invoiceStatus(i["status"])}, {Forms: []*form{pay}}})
+	}
+	done := &table{Cols: []string{"Invoice", "User", "Date", "Credit", "Confirmed by", "Bank transaction"}}
+	for n, i := range toList(paid) {
+		if n == 20 {
+			break
+		}
+		tx := toMap(toMap(i["txdata"])["finish"]) // what payInvoice kept
+		done.Rows = append(done.Rows, []cell{{Text: str(i["id"])}, {Text: str(i["owner"])}, {Text: str(i["clientdate"])},
+			{Text: money(i["displayamount"], s.cur())}, {Text: str(tx["paid_by"])}, {Text: str(tx["reference"])}})
+	}
+	return &view{Title: "Bank transfers", Blocks: []block{
+		{ID: "unpaid", Heading: "Waiting for the money", Text: "Find the invoice by the payment reference on the bank statement; " +
+			"Mark paid credits the account once.", Table: t},
+		{ID: "confirmed", Heading: "Confirmed", Table: done},
 	}}, nil
 }
 

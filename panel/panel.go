@@ -77,6 +77,7 @@ func New(svc *billing.Service, keyName string) *Panel {
 	p.mux.HandleFunc("POST "+Prefix+"do/{method}", p.page(p.action))
 	p.mux.HandleFunc("GET "+Prefix+"calls.csv", p.page(p.callsCSV))
 	p.mux.HandleFunc("GET "+Prefix+"invoice.pdf", p.page(p.invoicePDF))
+	p.mux.HandleFunc("POST "+Prefix+"topup", p.page(p.topupPost))
 	p.mux.HandleFunc("POST "+Prefix+"keys/new", p.page(p.newKey))
 	p.mux.HandleFunc("POST "+Prefix+"deck", p.page(p.deck))
 	for name, fn := range p.pages() {
@@ -404,7 +405,7 @@ var allowed = map[string]bool{
 	"createInvoice": true, "activatePrepaidCode": true, "createTicket": true, "updateTicket": true,
 	"addRates": true, "updateMarkup": true, "copyDirections": true, "addRoute": true, "addBillType": true,
 	"addDID": true, "addDIDPool": true, "revokeKey": true, "unbanIP": true, "banIP": true, "hangupCalls": true,
-	"updateAccount": true, "addNews": true, "doMaintenance": true,
+	"updateAccount": true, "addNews": true, "doMaintenance": true, "payInvoice": true,
 	// Forms with a password: the panel sends its md5, as the API wants it.
 	"updateUserPassword": true, "registerUserForm": true,
 }

@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,9 +24,12 @@ import (
 func md5s(s string) string { sum := md5.Sum([]byte(s)); return hex.EncodeToString(sum[:]) }
 
 // server is the API and the panel over a fresh database, as serve mounts them.
-func server(t *testing.T, d *db.DB) (*httptest.Server, *billing.Service) {
+func server(t *testing.T, d *db.DB, opts ...func(*billing.Config)) (*httptest.Server, *billing.Service) {
 	cfg := billing.DefaultConfig()
 	cfg.PasswordCost, cfg.MaintenanceInterval = 4, 0
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if err := billing.Bootstrap(context.Background(), d, cfg, "admin", md5s("adminpw"), "web-key-0123456789"); err != nil {
 		t.Fatal(err)
 	}
@@ -184,4 +189,81 @@ func TestPanelSecurity(t *testing.T) {
 			t.Fatalf("home after logout: %d", resp.StatusCode)
 		}
 	})
+}
+
+// TestPanelBankTransfer: a customer's bank top-up shows what createInvoice answers; the
+// administrator's "Mark paid" (payInvoice) credits it once, and only with the CSRF token.
+func TestPanelBankTransfer(t *testing.T) {
+	dbtest.EachEmpty(t, func(t *testing.T, d *db.DB) {
+		ts, _ := server(t, d, func(c *billing.Config) { c.OperatorBank = "Test Bank\\nIBAN DE00 1234 5678" })
+		admin := newBrowser(t, ts)
+		admin.login("admin", "adminpw")
+		csrf := admin.csrf("/panel/users")
+		admin.post("/panel/do/registerUserForm", url.Values{"csrf": {csrf}, "_back": {"/panel/users"}, "user": {"carol"},
+			"new_password": {"carol-pw"}, "accesslevel": {"11"}})
+		carol := newBrowser(t, ts)
+		carol.login("carol", "carol-pw")
+		if _, body := carol.get("/panel/topup"); !strings.Contains(body, `<option value="bank" selected>Bank transfer</option>`) {
+			t.Fatalf("the top-up page does not offer the bank: %s", body)
+		}
+		before := balance(t, carol)
+		form := url.Values{"payment_method": {"bank"}, "payment_amount": {"10"}}
+		if resp, _ := carol.post("/panel/topup", form); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("top-up without CSRF: %d", resp.StatusCode)
+		}
+		form.Set("csrf", carol.csrf("/panel/topup"))
+		resp, body := carol.post("/panel/topup", form)
+		inv := regexp.MustCompile(`<dt>Invoice</dt><dd>(\d+)</dd>`).FindStringSubmatch(body)
+		if resp.StatusCode != 200 || inv == nil || !strings.Contains(body, "Test Bank, IBAN DE00 1234 5678") ||
+			!strings.Contains(body, "Invoice "+inv[1]) || !strings.Contains(body, `href="/panel/invoice.pdf?id=`+inv[1]+`"`) {
+			t.Fatalf("the bank top-up: %d %s", resp.StatusCode, body)
+		}
+		if resp, pdf := carol.get("/panel/invoice.pdf?id=" + inv[1]); resp.StatusCode != 200 || !strings.HasPrefix(pdf, "%PDF") {
+			t.Fatalf("the invoice's PDF: %d", resp.StatusCode)
+		}
+		// The administrator sees it waiting and confirms it; a second confirmation changes nothing.
+		if _, body := admin.get("/panel/banktransfers"); !strings.Contains(body, "<td>carol</td>") || !strings.Contains(body, ">Mark paid</button>") {
+			t.Fatalf("the bank transfers page: %s", body)
+		}
+		pay := url.Values{"_back": {"/panel/banktransfers"}, "invoice": {inv[1]}, "reference": {"STMT-1"}}
+		if resp, _ := admin.post("/panel/do/payInvoice", pay); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("payInvoice without CSRF: %d", resp.StatusCode)
+		}
+		if got := balance(t, carol); got != before {
+			t.Fatalf("balance before the confirmation: %d cents, was %d", got, before)
+		}
+		pay.Set("csrf", csrf)
+		for range 2 {
+			if resp, _ := admin.post("/panel/do/payInvoice", pay); !strings.Contains(resp.Header.Get("Location"), "ok=payInvoice") {
+				t.Fatalf("payInvoice: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+		if got, want := balance(t, carol), before+1000; got != want {
+			t.Fatalf("balance after the confirmation: %d cents, want %d", got, want)
+		}
+		if _, body := admin.get("/panel/banktransfers"); strings.Contains(body, ">Mark paid</button>") || !strings.Contains(body, "STMT-1") {
+			t.Fatalf("the bank transfers page after the confirmation: %s", body)
+		}
+		// Carol cannot confirm her own transfer: the gate refuses her payInvoice.
+		if resp, _ := carol.post("/panel/do/payInvoice", url.Values{"csrf": {form.Get("csrf")}, "_back": {"/panel/topup"}, "invoice": {inv[1]}}); !strings.Contains(resp.Header.Get("Location"), "E_INSUFFICIENT_ACCESS") {
+			t.Fatalf("carol's payInvoice: %s", resp.Header.Get("Location"))
+		}
+	})
+}
+
+var balanceField = regexp.MustCompile(`<b id="balance">([0-9.-]+) `)
+
+// balance is the balance the panel's header shows, in cents.
+func balance(t *testing.T, b *browser) int64 {
+	t.Helper()
+	_, body := b.get("/panel/home")
+	m := balanceField.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no balance on the page: %s", body)
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(math.Round(f * 100))
 }

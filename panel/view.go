@@ -205,7 +205,7 @@ func nav(level int) []navItem {
 	}
 	if level >= 33 {
 		items = append(items, navItem{Prefix + "pools", "DID pools", true}, navItem{Prefix + "keys", "Keys", true},
-			navItem{Prefix + "bans", "Bans", true}, navItem{Prefix + "live", "Live calls", true},
+			navItem{Prefix + "banktransfers", "Bank transfers", true}, navItem{Prefix + "bans", "Bans", true}, navItem{Prefix + "live", "Live calls", true},
 			navItem{Prefix + "stats", "Statistics", true}, navItem{Prefix + "maintenance", "Maintenance", true})
 	}
 	return items

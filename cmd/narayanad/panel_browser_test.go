@@ -34,8 +34,9 @@ func chromium(t *testing.T) string {
 }
 
 // TestPanelInBrowser drives the web panel of the real binary over the demo database in a
-// headless chromium: a customer logs in, tops up with a prepaid code and downloads the
-// calls CSV; an administrator creates an Asterisk key and lifts a ban. Every page is
+// headless chromium: a customer logs in, tops up with a prepaid code and by bank transfer
+// and downloads the calls CSV and the invoice; an administrator confirms the transfer,
+// creates an Asterisk key and lifts a ban. Every page is
 // checked for console errors, exceptions and browser log errors (a CSP violation, a
 // missing file). UPDATE_SCREENSHOTS=1 rewrites docs/panel/*.png.
 func TestPanelInBrowser(t *testing.T) {
@@ -47,6 +48,9 @@ func TestPanelInBrowser(t *testing.T) {
 	if out, err := exec.Command(bin, "demo", "--db", dsn, "--listen", addr).CombinedOutput(); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
+	// The bank method is offered while operator_bank is set; serve reads it from the environment.
+	t.Setenv("NARAYANA_OPERATOR_BANK", `Narayana Test Bank\nIBAN DE89 3704 0044 0532 0130 00`)
+	t.Setenv("NARAYANA_BANK_COMMISSION_PERCENT", "2")
 	startServe(t, bin, "--db", dsn, "--listen", addr)
 	base := "http://" + addr
 	api := func(method string, kv ...string) any {
@@ -98,7 +102,7 @@ func TestPanelInBrowser(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	ctx, cancelTime := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
 	defer cancelTime()
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 860)); err != nil {
 		t.Fatalf("chromium does not start: %v", err)
@@ -108,43 +112,48 @@ func TestPanelInBrowser(t *testing.T) {
 	var mu sync.Mutex
 	var problems []string
 	note := func(s string) { mu.Lock(); problems = append(problems, s); mu.Unlock() }
-	go func() {
-		for ev, err := range chromedp.Events(ctx, runtime.ConsoleAPICalled) {
-			if err != nil {
-				return
-			}
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, string(a.Value)+a.Description)
+	watch := func(ctx context.Context) { // a tab's
+		go func() {
+			for ev, err := range chromedp.Events(ctx, runtime.ConsoleAPICalled) {
+				if err != nil {
+					return
 				}
-				note("console." + string(ev.Type) + ": " + strings.Join(args, " "))
+				if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+					var args []string
+					for _, a := range ev.Args {
+						args = append(args, string(a.Value)+a.Description)
+					}
+					note("console." + string(ev.Type) + ": " + strings.Join(args, " "))
+				}
 			}
-		}
-	}()
-	go func() {
-		for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
-			if err != nil {
-				return
+		}()
+		go func() {
+			for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
+				if err != nil {
+					return
+				}
+				note("exception: " + ev.ExceptionDetails.Text)
 			}
-			note("exception: " + ev.ExceptionDetails.Text)
-		}
-	}()
-	go func() {
-		for ev, err := range chromedp.Events(ctx, cdplog.EntryAdded) {
-			if err != nil {
-				return
+		}()
+		go func() {
+			for ev, err := range chromedp.Events(ctx, cdplog.EntryAdded) {
+				if err != nil {
+					return
+				}
+				if ev.Entry.Level == cdplog.EntryLevelError {
+					note("log: " + ev.Entry.Text + " " + ev.Entry.URL)
+				}
 			}
-			if ev.Entry.Level == cdplog.EntryLevelError {
-				note("log: " + ev.Entry.Text + " " + ev.Entry.URL)
-			}
-		}
-	}()
-	progress := chromedp.Events(ctx, browser.DownloadProgress)
-	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		if _, err := chromedp.Call(ctx, cdplog.Enable, struct{}{}); err != nil {
+		}()
+		if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, cdplog.Enable, struct{}{})
 			return err
+		})); err != nil {
+			t.Fatal(err)
 		}
+	}
+	watch(ctx)
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: new(true)})
 		return err
@@ -174,7 +183,7 @@ func TestPanelInBrowser(t *testing.T) {
 		}
 		return strings.TrimSpace(s)
 	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+	doIn := func(ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -184,6 +193,33 @@ func TestPanelInBrowser(t *testing.T) {
 			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
 			t.Fatalf("%s: %v\nthe page: %s\nthe browser said:\n%s", what, err, html, strings.Join(problems, "\n"))
 		}
+	}
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		doIn(ctx, what, steps...)
+	}
+	// download clicks a link and answers the file the browser saved.
+	download := func(what, sel string) []byte {
+		t.Helper()
+		progress := chromedp.Events(ctx, browser.DownloadProgress) // subscribed before the click
+		do(what, chromedp.Click(chromedp.CSS(sel)))
+		for ev, err := range progress {
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if ev.State == browser.DownloadProgressStateCompleted {
+				b, _ := os.ReadFile(filepath.Join(downloads, ev.GUID))
+				return b
+			}
+			if ev.State == browser.DownloadProgressStateCanceled {
+				t.Fatalf("%s: the download was cancelled", what)
+			}
+		}
+		return nil
+	}
+	balanceOf := func(user string) string {
+		t.Helper()
+		return fmt.Sprint(api("getInfo", "username", user).(map[string]any)["displaybalance"])
 	}
 	visit := func(page, wait string) {
 		t.Helper()
@@ -212,20 +248,7 @@ func TestPanelInBrowser(t *testing.T) {
 		t.Fatalf("the call is not listed: %s", text("#calls"))
 	}
 	shot("customer-calls")
-	do("download the CSV", chromedp.Click(chromedp.CSS(`a[href^="/panel/calls.csv"]`)))
-	var csv []byte
-	for ev, err := range progress {
-		if err != nil {
-			t.Fatalf("download: %v", err)
-		}
-		if ev.State == browser.DownloadProgressStateCompleted {
-			csv, _ = os.ReadFile(filepath.Join(downloads, ev.GUID))
-			break
-		}
-		if ev.State == browser.DownloadProgressStateCanceled {
-			t.Fatal("the download was cancelled")
-		}
-	}
+	csv := download("download the CSV", `a[href^="/panel/calls.csv"]`)
 	if lines := strings.Split(strings.TrimSpace(string(csv)), "\n"); len(lines) != 2 || !strings.Contains(lines[1], ",alice,10001,") {
 		t.Fatalf("calls.csv: %q", csv)
 	}
@@ -249,6 +272,25 @@ func TestPanelInBrowser(t *testing.T) {
 	if got := text("#balance"); got != "24.84 €" {
 		t.Fatalf("balance after the top-up: %q", got)
 	}
+	// A top-up by bank transfer: the invoice shows the bank details, the reference and
+	// what to pay with the 2 % commission; the account is credited when the money arrives.
+	visit("topup", "#pay")
+	do("bank top-up", chromedp.SetValue(chromedp.CSS(`#pay select[name=payment_method]`), "bank"),
+		chromedp.SendKeys(chromedp.CSS(`#pay input[name=payment_amount]`), "10"),
+		chromedp.Submit(chromedp.CSS(`#pay input[name=payment_amount]`)), chromedp.WaitVisible(chromedp.CSS(`#invoice`)))
+	invoice := text(`#invoice dd`)
+	for _, want := range []string{"Narayana Test Bank, IBAN DE89 3704 0044 0532 0130 00", "Invoice " + invoice, "10.20 EUR", "2 %", "10.00 €"} {
+		if !strings.Contains(text("#invoice"), want) {
+			t.Fatalf("the bank invoice lacks %q: %s", want, text("#invoice"))
+		}
+	}
+	shot("customer-bank-invoice")
+	if pdf := download("the invoice's PDF", `#invoice a[href^="/panel/invoice.pdf"]`); !strings.HasPrefix(string(pdf), "%PDF") {
+		t.Fatalf("invoice.pdf: %.40q", pdf)
+	}
+	if got := balanceOf("alice"); got != "24.84" {
+		t.Fatalf("balance before the transfer is confirmed: %s", got)
+	}
 	// Alice is no administrator: the gate answers the panel as it would answer her.
 	do("users as alice", chromedp.Navigate(base+"/panel/users"), chromedp.WaitVisible(chromedp.CSS(`.error`)))
 	if !strings.Contains(text(".error"), "E_INSUFFICIENT_ACCESS") {
@@ -271,6 +313,32 @@ func TestPanelInBrowser(t *testing.T) {
 			shot(p.shot)
 		}
 	}
+	// The administrator confirms alice's transfer. A second confirmation, from a tab opened
+	// before the first, changes nothing.
+	visit("banktransfers", "#unpaid")
+	row := fmt.Sprintf(`//section[@id="unpaid"]//tr[td[1]/a[text()="%s"]]`, invoice)
+	do("alice's invoice waits", chromedp.WaitVisible(chromedp.Search(row+`[td[2][text()="alice"]]//button`)))
+	stale, cancelStale := chromedp.NewContext(ctx)
+	defer cancelStale()
+	watch(stale)
+	doIn(stale, "the second tab", chromedp.Navigate(base+"/panel/banktransfers"), chromedp.WaitVisible(chromedp.Search(row+`//button`)))
+	do("mark paid", chromedp.SendKeys(chromedp.Search(row+`//input[@name="reference"]`), "STMT 4711"))
+	shot("admin-bank-transfers")
+	do("mark paid", chromedp.Click(chromedp.Search(row+`//button`)), chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	if got := text("#confirmed"); !strings.Contains(got, "alice") || !strings.Contains(got, "STMT 4711") {
+		t.Fatalf("the confirmed transfers: %s", got)
+	}
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#unpaid button').length`)); n != 0 {
+		t.Fatalf("%d invoices still wait", n)
+	}
+	if got := balanceOf("alice"); got != "34.84" {
+		t.Fatalf("alice's balance after the confirmation: %s", got)
+	}
+	doIn(stale, "mark paid again", chromedp.Click(chromedp.Search(row+`//button`)), chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	if got := balanceOf("alice"); got != "34.84" {
+		t.Fatalf("alice's balance after a second confirmation: %s", got)
+	}
+	cancelStale()
 	// An Asterisk's key in one step, its secret shown once.
 	visit("keys", "#newkey")
 	shot("admin-keys")
