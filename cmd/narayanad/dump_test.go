@@ -231,4 +231,3 @@ func gzipLines(lines []string) []byte {
 	zw.Close()
 	return []byte(b.String())
 }
-
