@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/narayana/narayanad/billing/rating"
+	"github.com/narayana/narayanad/db"
 	"github.com/narayana/narayanad/money"
 )
 
@@ -24,6 +25,12 @@ type ratingRuntime struct {
 	checked atomic.Int64 // UnixNano of the last version check
 	loaded  atomic.Int64 // UnixNano when the published snapshot was built (metrics)
 	every   time.Duration
+
+	// On PostgreSQL a LISTEN connection announces other daemons' rating changes: while it
+	// is up the version is not polled, and an announcement reloads at once (kick).
+	listener  *db.Listener
+	listening atomic.Bool
+	kick      chan struct{}
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -45,7 +52,7 @@ func (s *Service) rating(ctx context.Context) (*rating.Snapshot, error) {
 	}
 	now := time.Now().UnixNano()
 	last := rt.checked.Load()
-	if now-last >= int64(every) && rt.checked.CompareAndSwap(last, now) {
+	if !rt.listening.Load() && now-last >= int64(every) && rt.checked.CompareAndSwap(last, now) {
 		if err := s.reloadRating(ctx, false); err != nil {
 			// Keep serving the snapshot we have; the next check retries.
 			s.Log.Error("rating: version check failed", "err", err)
@@ -194,19 +201,55 @@ func (s *Service) startCallWork(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.rt.stop, s.rt.done = cancel, make(chan struct{})
+	s.rt.kick = make(chan struct{}, 1)
+	kick := func() {
+		select {
+		case s.rt.kick <- struct{}{}:
+		default: // a reload is already due
+		}
+	}
+	s.rt.listener = s.DB.Listen(func(what string) {
+		switch what {
+		case "directory":
+			s.Gate.Directory.Changed()
+		case "rating":
+			kick()
+		}
+	}, func(up bool) {
+		s.Gate.Directory.Listening(up)
+		s.rt.listening.Store(up)
+		// Up: changes made while it was down were not announced; down: poll from now on.
+		kick()
+		if up {
+			s.Log.Info("listening for directory and rating changes (LISTEN " + db.ChangesChannel + ")")
+		} else {
+			s.Log.Warn("the LISTEN connection dropped: polling for directory and rating changes until it is back")
+		}
+	})
 	go func() {
 		defer close(s.rt.done)
 		check := time.NewTicker(ratingCheckEvery)
 		defer check.Stop()
 		sweep := time.NewTicker(30 * time.Second)
 		defer sweep.Stop()
+		failed := false
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-check.C:
-				if err := s.reloadRating(ctx, false); err != nil && ctx.Err() == nil {
+				if s.rt.listening.Load() && !failed {
+					continue // announced instead
+				}
+				err := s.reloadRating(ctx, false)
+				if failed = err != nil; failed && ctx.Err() == nil {
 					s.Log.Error("rating: version check failed", "err", err)
+				}
+			case <-s.rt.kick:
+				err := s.reloadRating(ctx, false)
+				// A failed reload is retried on the next tick, announced or not.
+				if failed = err != nil; failed && ctx.Err() == nil {
+					s.Log.Error("rating: reload on notification failed", "err", err)
 				}
 			case <-sweep.C:
 				if _, err := s.sweepReservations(ctx, s.DB.Q(), 0); err != nil && ctx.Err() == nil {
@@ -221,6 +264,7 @@ func (s *Service) startCallWork(ctx context.Context) error {
 // stopCallWork stops what startCallWork started and waits for it.
 func (s *Service) stopCallWork() {
 	if s.rt.stop != nil {
+		s.rt.listener.Close()
 		s.rt.stop()
 		<-s.rt.done
 		s.rt.stop = nil

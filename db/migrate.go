@@ -123,6 +123,29 @@ func (d *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// migrateIn creates the whole schema inside tx, on a database that holds none: what
+// Load does, so that a failed load leaves no half-made schema behind.
+func (d *DB) migrateIn(ctx context.Context, tx *Tx) error {
+	if _, err := tx.tx.ExecContext(ctx, `CREATE TABLE schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("db: create schema_migrations: %w", err)
+	}
+	ms, err := d.migrations()
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if _, err := tx.tx.ExecContext(ctx, m.body); err != nil {
+			return fmt.Errorf("db: migration %s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.version, m.name, time.Now().Unix()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CheckSchema refuses a database whose schema is missing, lacks a migration of this
 // binary, or is newer than it.
 func (d *DB) CheckSchema(ctx context.Context) error {

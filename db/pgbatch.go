@@ -324,7 +324,6 @@ func (w *pgWriter) run(group []*pgJob) {
 				continue
 			}
 			if e := st.run(br); e != nil {
-				println("DEBUG stmt", e.Error())
 				failed = true
 				st.res <- Translate(e)
 				continue
@@ -346,7 +345,6 @@ func (w *pgWriter) run(group []*pgJob) {
 		return
 	}
 	if failed {
-		println("DEBUG group failed", len(live))
 		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
 		if _, err := w.conn.Exec(rctx, "ROLLBACK"); err != nil {
 			w.close()

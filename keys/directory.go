@@ -17,6 +17,11 @@ import (
 // daemon has written since the last read (db.Writes), or ForeignEvery has passed: so a
 // change made through this daemon is seen by the very next request, one made by another
 // process within ForeignEvery, and the call path reads no row of who is who at all.
+//
+// On PostgreSQL a LISTEN connection (db.Listener) tells of other processes' changes
+// instead: while it listens (Listening(true)) the version is read only after a
+// notification (Changed) or this daemon's own writes, never on a timer; when it drops,
+// ForeignEvery's polling takes over until it listens again.
 type Directory struct {
 	db *db.DB
 	// ForeignEvery bounds how long a change made by another process goes unseen.
@@ -28,7 +33,22 @@ type Directory struct {
 
 	readWrites atomic.Uint64 // db.Writes() before the last version read (+1: 0 is "never")
 	readAt     atomic.Int64  // when the last version read began (monotonic ns since start)
+
+	listening atomic.Bool // a LISTEN connection announces other processes' changes
+	changed   atomic.Bool // one was announced (or may have been missed) since the last read
 }
+
+// Listening says whether other processes' changes are announced (a LISTEN connection is
+// up): then the version is read after an announcement rather than every ForeignEvery.
+// Either way the next request reads it once, for what went unannounced meanwhile.
+func (d *Directory) Listening(up bool) {
+	d.changed.Store(true)
+	d.listening.Store(up)
+}
+
+// Changed reports a change announced by another process: the next request reads the
+// version.
+func (d *Directory) Changed() { d.changed.Store(true) }
 
 // DefaultForeignEvery is Directory.ForeignEvery unless set.
 const DefaultForeignEvery = 10 * time.Millisecond
@@ -51,7 +71,12 @@ func NewDirectory(d *db.DB) *Directory {
 func (d *Directory) Check(ctx context.Context) error {
 	w, last := d.db.Writes()+1, d.readAt.Load()
 	if w == d.readWrites.Load() {
-		if now := monoNow(); now-last < int64(d.ForeignEvery) || !d.readAt.CompareAndSwap(last, now) {
+		if d.listening.Load() {
+			if !d.changed.Load() || !d.changed.CompareAndSwap(true, false) {
+				return nil
+			}
+			d.readAt.Store(monoNow())
+		} else if now := monoNow(); now-last < int64(d.ForeignEvery) || !d.readAt.CompareAndSwap(last, now) {
 			return nil
 		}
 	} else {
@@ -60,6 +85,7 @@ func (d *Directory) Check(ctx context.Context) error {
 	var v int64
 	if err := d.db.Q().Get(ctx, &v, `SELECT version FROM directory_version WHERE id = 1`); err != nil {
 		d.readWrites.Store(0) // the next request tries again
+		d.changed.Store(true)
 		return err
 	}
 	// Writes counted after w began may not be in v: only w is known to be read.

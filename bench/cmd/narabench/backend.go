@@ -30,6 +30,7 @@ type backendResult struct {
 	Raw       []phase
 	Money     []moneyResult
 	Long      *longRun
+	Two       *twoDaemons // PostgreSQL: two daemons on the one database
 	LogErrors int
 	FirstErr  string
 	Err       string // the run stopped here
@@ -142,6 +143,9 @@ func (b *backendResult) run(ctx context.Context, s *settings, dsn, rawDSN string
 	b.Phases, b.Repeats = medianRuns(b.Phases, l64)
 	if b.HasCalls {
 		b.checkMoney(ctx, hdb, ds, "after the call-cycle runs", logf)
+		if strings.HasPrefix(dsn, "postgres") && ctx.Err() == nil {
+			b.Two = b.twoDaemons(ctx, s, l, dsn, dir, hdb)
+		}
 		if long > 0 && ctx.Err() == nil {
 			b.Long = b.longRun(ctx, l, s, long)
 			b.checkMoney(ctx, hdb, ds, "after the long run", logf)

@@ -53,6 +53,17 @@ type loader struct {
 	logf func(string, ...any)
 	seq  *atomic.Int64 // uniqueid counter, unique over the whole run
 	run  int64         // run id, the first part of every uniqueid
+	also *daemon       // a second daemon whose CPU counts too (the two-daemon block)
+}
+
+// cpu is the daemons' CPU time so far.
+func (l *loader) cpu() time.Duration {
+	c, _ := procCPU(l.d.pid)
+	if l.also != nil {
+		c2, _ := procCPU(l.also.pid)
+		c += c2
+	}
+	return c
 }
 
 // measure warms the connections up, then runs op at conc for dur and reads the daemon's
@@ -64,10 +75,10 @@ func (l *loader) measure(ctx context.Context, name string, conc int, dur time.Du
 	if before != nil {
 		before()
 	}
-	cpu0, _ := procCPU(l.d.pid)
+	cpu0 := l.cpu()
 	self0 := selfCPU()
 	r := loadgen.Run(ctx, loadgen.Config{Concurrency: conc, Duration: dur, MaxOps: maxOps, Seed: 2}, op)
-	cpu1, _ := procCPU(l.d.pid)
+	cpu1 := l.cpu()
 	self1 := selfCPU()
 	p := fromResult(name, r)
 	if r.Ops > 0 {

@@ -108,6 +108,13 @@ func (b *backendResult) rows() [][]string {
 	all := append([]phase{}, b.Phases...)
 	sort.SliceStable(all, func(i, j int) bool { return rank[all[i].Name] < rank[all[j].Name] })
 	all = append(all, b.Raw...)
+	if t := b.Two; t != nil {
+		for _, p := range []phase{t.Prepare1, t.Prepare2, t.Cycle1, t.Cycle2} {
+			if p.Name != "" {
+				all = append(all, p)
+			}
+		}
+	}
 	if b.Long != nil {
 		all = append(all, b.Long.Phase)
 	}
@@ -122,7 +129,8 @@ func (b *backendResult) rows() [][]string {
 			rRate = raw.Rate
 		}
 		vsRaw := "–"
-		if p.Name == phPrepare || p.Name == phCycle || p.Name == "long call cycles" {
+		switch p.Name {
+		case phPrepare, phCycle, "long call cycles", phPrepare1, phPrepare2, phCycle1, phCycle2:
 			vsRaw = ratio(p.Rate, rRate)
 		}
 		if p.Name == phRawTx || p.Name == phRawGrp {
@@ -182,6 +190,7 @@ func (b *backendResult) facts() []string {
 			lr.Phase.Ops, lr.Phase.Conc, dur(lr.Phase.Elapsed), mib(lr.RSSBefore), mib(lr.RSSQuarter), mib(lr.RSSAfter), mib(lr.RSSMax),
 			lr.GrowthPerCall, lr.GrowthWhole))
 	}
+	f = append(f, b.Two.facts()...)
 	if b.LogErrors > 0 {
 		f = append(f, fmt.Sprintf("daemon log: %d ERROR lines; the first: %s", b.LogErrors, b.FirstErr))
 	}
