@@ -133,7 +133,7 @@ func (m *metrics) countCall(method string, resp any, err error) {
 func (s *Service) serveMetrics() http.Handler {
 	h := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: nil})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.Config.MetricsSource.Allows(remoteAddr(r)) {
+		if !s.Config.MetricsSource.Allows(RemoteAddr(r)) {
 			http.Error(w, "metrics are not served to this address (setting metrics_source)", http.StatusForbidden)
 			return
 		}

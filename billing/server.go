@@ -126,7 +126,7 @@ func (s *Service) serveAPI(c echo.Context) {
 
 func (s *Service) run(c echo.Context, cl *call) (any, error) {
 	ctx := c.Request().Context()
-	remote := remoteAddr(c.Request())
+	remote := RemoteAddr(c.Request())
 	k, err := s.Gate.Admit(ctx, c.Param("apikey"), remote, c.Request().TLS != nil)
 	if err != nil {
 		return nil, err
@@ -291,7 +291,9 @@ func plainText(v any) string {
 	return string(b)
 }
 
-func remoteAddr(r *http.Request) netip.Addr {
+// RemoteAddr is the address a request came from, as the gate checks it (an IPv4 address
+// mapped into IPv6 is unmapped).
+func RemoteAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

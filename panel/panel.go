@@ -18,7 +18,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -118,7 +117,7 @@ var errLogin = errors.New("panel: log in")
 // admit runs the gate's first step for the panel's key, as the HTTP route does for a key
 // in the URL: a banned address, or one the key does not allow, gets no page.
 func (p *Panel) admit(r *http.Request) (*keys.Key, netip.Addr, error) {
-	remote := remoteAddr(r)
+	remote := billing.RemoteAddr(r)
 	k, err := p.svc.Gate.Keys.ByName(r.Context(), p.svc.DB.Q(), p.key)
 	if err != nil || k.IsServer() {
 		return nil, remote, apierr.New(apierr.Unauthorized, "the panel's key %q is not a client key of this billing (setting panel_key)", p.key)
@@ -493,15 +492,6 @@ func localPath(p string) string {
 		}
 	}
 	return p
-}
-
-func remoteAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
 }
 
 // download answers a file a method made (billing.Raw).
