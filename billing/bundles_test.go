@@ -3,10 +3,12 @@ package billing
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,6 +189,151 @@ func TestBundles(t *testing.T) {
 		e.ok(e.do(e.web, "deleteBundle", admin("rates", opt)))
 		if a := e.ast("callPrepare", "10001", "destination", "4430000001", "uniqueid", "y1"); !strings.HasPrefix(a, "Allowed 3600 ") {
 			t.Fatalf("paid month after deleteBundle: %q", a) // 600 s quota + 0.50 buys 3000 s
+		}
+	})
+}
+
+// BenchmarkCallCycleBundle is BenchmarkCallCycle for calls spent from a bundle: what a
+// bundle costs the call path when it is used.
+func BenchmarkCallCycleBundle(b *testing.B) {
+	e, s := benchEnv(b)
+	opt := strconv.FormatInt(s.option.ID, 10)
+	e.ok(e.do(e.web, "updateRates", admin("id", opt, "is_public", "true")))
+	e.ok(e.do(e.web, "setBundle", admin("rates", opt, "minutes", "44640")))
+	const users = 64
+	for i := 0; i < users; i++ {
+		name := fmt.Sprintf("u%d", i)
+		callUser(b, e, s, name, fmt.Sprintf("%05d", 30000+i), "1000000")
+		e.ok(e.do(e.web, "switchRates", user(name, "id", opt, "state", "true")))
+	}
+	if _, err := e.s.RunMaintenance(context.Background(), "bench"); err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			p := url.Values{"login": {fmt.Sprintf("%05d", 30000+i%users)}, "destination": {"4430000001"},
+				"uniqueid": {fmt.Sprintf("b%d", i)}}
+			if _, body := raw(e.h, astKey, "callPrepare", p); body[:7] != "Allowed" {
+				b.Fatal(body)
+			}
+			p.Set("length", "1")
+			p.Set("status", "ANSWER")
+			if _, body := raw(e.h, astKey, "callFinish", p); body[:5] != "Saved" {
+				b.Fatal(body)
+			}
+		}
+	})
+}
+
+// TestBundleInvariant mixes bundle calls at random (open, finish within or past the
+// quota, unprepared finishes, month changes, maintenance, top-ups) for three users: at
+// every step quota used + held never exceeds the quota, balances equal their ledgers,
+// every call costs what an independent model says, and at the end the seconds taken
+// from the quotas are those the call records say.
+func TestBundleInvariant(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		s := seedCalls(t, e)
+		opt := strconv.FormatInt(s.option.ID, 10)
+		clock := time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC)
+		e.s.Now = func() time.Time { return clock }
+		e.ok(e.do(e.web, "updateRates", admin("id", opt, "is_public", "true")))
+		e.ok(e.do(e.web, "setBundle", admin("rates", opt, "minutes", "3", "fee", "0.2")))
+		names := []string{"ua", "ub", "uc"}
+		exts := map[string]string{}
+		for i, n := range names {
+			exts[n] = fmt.Sprintf("%05d", 21000+i)
+			callUser(t, e, s, n, exts[n], "0.3")
+			e.ok(e.do(e.web, "switchRates", user(n, "id", opt, "state", "true")))
+		}
+		rng := rand.New(rand.NewSource(11))
+		type call struct{ user, uid string }
+		var open []call
+		ctx := context.Background()
+		for i := 0; i < 150; i++ {
+			a := names[rng.Intn(len(names))]
+			switch rng.Intn(8) {
+			case 0:
+				if _, err := e.s.RunMaintenance(ctx, "test"); err != nil {
+					t.Fatal(err)
+				}
+			case 1:
+				if rng.Intn(4) == 0 {
+					clock = clock.AddDate(0, 1, 0)
+				}
+				e.ok(e.do(e.web, "transferMoney", admin("destination", a, "amount", fmt.Sprintf("0.0%d", rng.Intn(10)))))
+			case 2, 3, 4:
+				uid := fmt.Sprintf("k%d", i)
+				if ans := e.ast("callPrepare", exts[a], "destination", "4430000001", "uniqueid", uid); strings.HasPrefix(ans, "Allowed ") {
+					open = append(open, call{a, uid})
+				}
+			case 5, 6, 7:
+				if len(open) == 0 {
+					continue
+				}
+				k := rng.Intn(len(open))
+				c := open[k]
+				open = append(open[:k], open[k+1:]...)
+				var own []int
+				if err := e.s.DB.Q().Select(ctx, &own, `SELECT quota FROM reservations WHERE uniqueid = ?`, c.uid); err != nil {
+					t.Fatal(err)
+				}
+				left := 0 // what this call may take: the quota left with its own hold back
+				if bs := objs(t, e.ok(e.do(e.web, "getBundles", user(c.user)))); len(bs) == 1 && bs[0]["paid"] == true {
+					q, _ := strconv.Atoi(jstr(bs[0]["quota"]))
+					u, _ := strconv.Atoi(jstr(bs[0]["used"]))
+					h, _ := strconv.Atoi(jstr(bs[0]["held"]))
+					if len(own) == 1 {
+						h -= own[0]
+					}
+					left = max(0, q-u-h)
+				}
+				length := rng.Intn(200)
+				ans := e.ast("callFinish", exts[c.user], "destination", "4430000001", "length", itoa(length), "uniqueid", c.uid)
+				grant := length // within its grant or not, the model follows what was charged
+				if f := fields(ans); len(f) > 5 {
+					grant, _ = strconv.Atoi(f[5])
+				}
+				rest := grant - min(grant, left)
+				want := money.Micro((int64(rest)*10_000*2 + 60) / 120) // 0.01/min per second, half-up
+				var got money.Micro // the exact cost: the answer line shows 4 decimals
+				if err := e.s.DB.Q().Get(ctx, &got, `SELECT cost FROM call_log WHERE uniqueid = ?`, c.uid); err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Fatalf("op %d: %q cost %s, want %s (left %d)", i, ans, got, want, left)
+				}
+			}
+			var bad int
+			if err := e.s.DB.Q().Get(ctx, &bad, `SELECT COUNT(*) FROM bundle_usage b WHERE b.used < 0 OR b.used +
+				COALESCE((SELECT SUM(r.quota) FROM reservations r WHERE r.user_id = b.user_id AND r.bundle = b.rates_id), 0) > b.quota
+				AND b.period = ?`, bundlePeriod(clock)); err != nil { // holds count against the current month
+				t.Fatal(err)
+			}
+			if bad != 0 {
+				t.Fatalf("op %d: a quota is overspent", i)
+			}
+			if bal, led, _ := balanceOf(t, e.s.DB, a); bal != led {
+				t.Fatalf("op %d: %s balance %s, ledger %s", i, a, bal, led)
+			}
+		}
+		var used, logged int
+		if err := e.s.DB.Q().Get(ctx, &used, `SELECT COALESCE(SUM(used), 0) FROM bundle_usage`); err != nil {
+			t.Fatal(err)
+		}
+		var debugs []string
+		if err := e.s.DB.Q().Select(ctx, &debugs, `SELECT debug FROM call_log WHERE debug LIKE '%quota_seconds=%'`); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range debugs {
+			n, _ := strconv.Atoi(d[strings.LastIndex(d, "=")+1:])
+			logged += n
+		}
+		if used != logged || used == 0 {
+			t.Fatalf("quotas used %d s, calls say %d s", used, logged)
 		}
 	})
 }
