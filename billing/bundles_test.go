@@ -177,6 +177,17 @@ func TestBundles(t *testing.T) {
 			t.Fatalf("after renewal: balance %s ledger %s", bal, led)
 		}
 
+		// A reservation never settled stops holding its quota when it expires.
+		if a := e.ast("callPrepare", "10001", "destination", "4430000001", "uniqueid", "h1"); !strings.HasPrefix(a, "Allowed 3600 ") {
+			t.Fatalf("renewed quota and 0.50: %q", a)
+		}
+		wantBundle(t, bundleOf(t, e, "alice"), true, 600, 0, 600, 0)
+		execSQL(t, e.s.DB, `UPDATE reservations SET expires_at = 1 WHERE uniqueid = 'h1'`)
+		wantBundle(t, bundleOf(t, e, "alice"), true, 600, 0, 0, 600)
+		if rep, err := e.s.RunMaintenance(context.Background(), "test"); err != nil || rep.Reservations != 1 || rep.Bundles != 0 {
+			t.Fatalf("sweep: %+v %v", rep, err)
+		}
+
 		// A user who cannot pay gets no quota; deleting the bundle stops the charges but
 		// leaves this month's quota.
 		callUser(t, e, s, "bob", "10002", "1")
@@ -299,7 +310,7 @@ func TestBundleInvariant(t *testing.T) {
 				}
 				rest := grant - min(grant, left)
 				want := money.Micro((int64(rest)*10_000*2 + 60) / 120) // 0.01/min per second, half-up
-				var got money.Micro // the exact cost: the answer line shows 4 decimals
+				var got money.Micro                                    // the exact cost: the answer line shows 4 decimals
 				if err := e.s.DB.Q().Get(ctx, &got, `SELECT cost FROM call_log WHERE uniqueid = ?`, c.uid); err != nil {
 					t.Fatal(err)
 				}
