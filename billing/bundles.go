@@ -51,7 +51,7 @@ func (s *Service) setBundle(r *Request) (any, error) {
 	if minutes < 1 || minutes > maxBundleMinutes {
 		return nil, apierr.New(apierr.InvalidArgument, "minutes: want 1 to %d", maxBundleMinutes)
 	}
-	if _, err := money.Parse(r.Str("fee")); err != nil && r.Has("fee") || fee < 0 {
+	if fee < 0 { // the binder has checked it is an amount
 		return nil, apierr.New(apierr.InvalidArgument, "fee: want an amount of 0 or more")
 	}
 	return true, s.DB.InTx(r.ctx, func(tx *db.Tx) error {
