@@ -389,7 +389,7 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var secs int
+	var secs, quota int // quota: seconds of a bundle held (bundles.go)
 	var granted bool
 	// The hot path's one write: group-committed with other calls' on SQLite.
 	err = s.DB.InTxBatch(ctx, func(tx *db.Tx) error {
@@ -404,12 +404,19 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 			return err
 		}
 		var amount money.Micro
-		secs, amount, granted = q.Price.MaxCallTime(acc.spendable(now, uid, prior), caps)
+		avail := acc.spendable(now, uid, prior)
+		secs, amount, granted = q.Price.MaxCallTime(avail, caps)
+		quota = 0
+		if q.Tariff.IsOption { // a bundle's quota goes before money (bundles.go)
+			if secs, quota, amount, granted, err = s.bundlePrepare(ctx, tx, u.ID, q, avail, caps, now, uid, prior, secs, amount, granted); err != nil {
+				return err
+			}
+		}
 		if granted && len(chain) > 0 { // the shortest grant of the chain
 			if secs, granted, err = s.chainGrant(ctx, tx, chain, now, uid, prior, caps, secs); err != nil {
 				return err
 			}
-			amount = q.Charge(secs)
+			quota, amount = bundleSplit(q.Price, secs, quota)
 		}
 		if !granted {
 			if uid != "" {
@@ -417,19 +424,25 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 			}
 			return err
 		}
-		amount = win.reserve(q, secs, amount) // one window of a call that can be cut
+		var bundle int64
+		if quota > 0 {
+			bundle = q.Tariff.ID // the quota part is held, not windowed
+		} else {
+			amount = win.reserve(q, secs, amount) // one window of a call that can be cut
+		}
 		expires := now + int64(secs) + int64(s.Config.ReservationGrace/time.Second)
-		args := []any{u.AccountID, u.ID, p.extension(), nullStr(uid), dest, prior, amount, secs, now, expires}
+		args := []any{u.AccountID, u.ID, p.extension(), nullStr(uid), dest, prior, amount, secs, now, expires, quota, bundle}
 		var id int64
 		if uid == "" { // never in conflict: uniqueid is NULL
 			id, err = tx.Insert(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination,
-				prior, amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+				prior, amount, max_call_time, created_at, expires_at, quota, bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		} else {
 			_, err = tx.Exec(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
-				amount, max_call_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				amount, max_call_time, created_at, expires_at, quota, bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (uniqueid, prior, level) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
 				extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
-				max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at`,
+				max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at,
+				quota = excluded.quota, bundle = excluded.bundle`,
 				args...)
 		}
 		if err != nil {
@@ -648,8 +661,14 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		var charged int
 		charged, over = chargedLength(secs, grant)
 		cost, billed = 0, 0
+		note := ""
 		if rerr == nil {
 			billed, cost = q.BillType.BilledSeconds(charged), q.Charge(charged)
+			if q.Tariff.IsOption { // a bundle's quota goes before money (bundles.go)
+				if cost, note, err = s.bundleFinish(ctx, tx, u.ID, q, charged, cost); err != nil {
+					return err
+				}
+			}
 		}
 		line = strings.TrimSuffix(fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route,
 			charged, x.fromSystem(cost).Format(4), x.user.Code, status), " ")
@@ -657,7 +676,7 @@ func (s *Service) callFinish(r *Request) (any, error) {
 			direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug, granted, over_grant,
 			created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.ID, u.AccountID, u.Username, p.extension(), cid, dest, direction, route, secs, billed, cost, status,
-			nullStr(uid), prior, did, line, debug, grant, boolInt(over), time.Now().Unix())
+			nullStr(uid), prior, did, line, debug+note, grant, boolInt(over), time.Now().Unix())
 		if err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ const (
 	KindPrepaid  = "prepaid"  // money moving into or out of a prepaid code
 	KindSMS      = "sms"      // sendSMS
 	KindVoice    = "voice"    // sendVoiceMessage
+	KindBundle   = "bundle"   // a bundle's monthly fee (bundles.go)
 )
 
 // post changes an account's balance by amount and writes the ledger row for it, inside tx:

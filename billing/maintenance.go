@@ -51,6 +51,8 @@ type MaintenanceReport struct {
 	Rates            int      `json:"rates"`             // currencies whose eur_course was set
 	PostpaidInvoices int      `json:"postpaid_invoices"` // monthly invoices of postpaid accounts
 	Notices          int      `json:"notices"`           // messages queued (low balance, DID expiry, invoices)
+	Bundles          int      `json:"bundles"`           // months of bundles charged (bundles.go)
+	BundlesUnpaid    int      `json:"bundles_unpaid"`    // bundles whose fee the user could not pay
 	Errors           []string `json:"errors,omitempty"`  // steps that failed (the others ran)
 }
 
@@ -191,6 +193,7 @@ func (s *Service) runMaintenance(ctx context.Context, ranBy string, by int64) (*
 		}
 		return err
 	})
+	step("bundles", func() error { return s.chargeBundles(ctx, now, by, rep) })
 	step("postpaid", func() error { return s.postpaidInvoices(ctx, now, rep) })
 	step("notices", func() error { return s.notices(ctx, now, rep) })
 	rep.Finished = s.now().Unix()
@@ -223,6 +226,8 @@ func (s *Service) runMaintenance(ctx context.Context, ranBy string, by int64) (*
 //     rule: their credit is their overdraft.
 //   - Marks unpaid invoices whose valid_thru has passed as expired (status 3); a late
 //     confirmation from the payment provider still credits them (finishInvoice).
+//   - Charges the monthly fee of bundles of minutes on tariff options and opens the
+//     month's quota, once per user and month (bundles.go).
 //   - Issues the monthly invoice of every postpaid account charged last month (postpaid.go).
 //   - Queues the notices of §8: low balance and DID expiry (mail.go).
 //

@@ -14,6 +14,7 @@ func (s *Service) declareMethods() {
 		s.tariffMethods(),      // tariffs.go: Directions and tarification
 		s.billTypeMethods(),    // billtypes.go: Directions and tarification
 		s.callMethods(),        // calls.go: Call processing, resolveDirection
+		s.bundleMethods(),      // bundles.go: bundles of minutes on tariff options
 		s.textBalanceMethods(), // textbalance.go: getTextBalance
 		s.asteriskMethods(),    // asterisk_methods.go: callbacks, bans, dialplans through AMI
 		s.scriptMethods(),      // scripts.go: createTTS
