@@ -380,8 +380,17 @@ func loadPeriods(ctx context.Context, q db.Queryer) (map[entryKey]*rating.Period
 	return out, nil
 }
 
-// startAt stamps the call's first second on its prices, for entries priced by period.
-func startAt(q *rating.Quote, chain []levelQuote, start int64) {
+// startAt stamps the call's first second, now less back seconds, on its prices when any
+// of them is priced by period; a plain call reads no clock here.
+func startAt(q *rating.Quote, chain []levelQuote, back int) {
+	any := q.Periods != nil
+	for i := range chain {
+		any = any || chain[i].price.Periods != nil
+	}
+	if !any {
+		return
+	}
+	start := time.Now().Unix() - int64(back)
 	q.Start = start
 	for i := range chain {
 		chain[i].price.Start = start

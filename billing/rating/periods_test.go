@@ -1,6 +1,8 @@
 package rating
 
 import (
+	"bytes"
+	"encoding/gob"
 	"math/big"
 	"math/rand"
 	"strconv"
@@ -231,5 +233,29 @@ func TestPeriodChargeAcrossBoundary(t *testing.T) {
 	// 1.10 buys 60 s at peak and 6·k s at 0.40: k = 2 (1.08), not 3 (1.12).
 	if secs, res, ok := p.MaxCallTime(1_100_000, Caps{}); secs != 72 || res != 1_080_000 || !ok {
 		t.Errorf("MaxCallTime(1.10) = %d, %d, %v; want 72, 1080000, true", secs, res, ok)
+	}
+}
+
+// Reservation windows keep a call's Price gob-encoded: its periods and start survive.
+func TestPeriodPriceGob(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for range 50 {
+		p := randomPeriodPrice(rng)
+		var b bytes.Buffer
+		if err := gob.NewEncoder(&b).Encode(p); err != nil {
+			t.Fatal(err)
+		}
+		var q Price
+		if err := gob.NewDecoder(&b).Decode(&q); err != nil {
+			t.Fatal(err)
+		}
+		if q.Periods == nil && len(p.Periods.List) > 0 || q.Start != p.Start {
+			t.Fatalf("decoded %+v from %+v", q, p)
+		}
+		for _, l := range []int{1, 60, 3000, 9000} {
+			if q.Charge(l) != p.Charge(l) {
+				t.Fatalf("Charge(%d) %d after gob, %d before", l, q.Charge(l), p.Charge(l))
+			}
+		}
 	}
 }
