@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -141,5 +142,80 @@ func TestRatePeriods(t *testing.T) {
 		if ps := objs(t, e.ok(e.do(e.web, "getRatePeriods", user("alice", "rates", rates)))); len(ps) != 1 {
 			t.Fatalf("alice's tariff's periods: %v", ps)
 		}
+	})
+}
+
+// TestRatePeriodsReseller: the reseller's own tariff has a peak around now; its grant is
+// the longest its account pays across the boundary ahead, and a call that crossed the
+// boundary behind is charged to it per segment, its users' plain price unchanged.
+func TestRatePeriodsReseller(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		s := seedCalls(t, e)
+		resellerChain(t, e, s, "2", "1.0")
+		resellerUser(t, e, s, "alice", "10001", "0.5") // corp keeps 0.50
+		var wholesale int64
+		if err := e.s.DB.Q().Get(context.Background(), &wholesale, `SELECT id FROM rates WHERE name = 'wholesale'`); err != nil {
+			t.Fatal(err)
+		}
+		rates := strconv.FormatInt(wholesale, 10)
+		now := time.Now().Unix()
+		from, to := now-30, now+40 // unix seconds; the period in UTC wall clock around them
+		sod := func(t int64) int64 { return (t%86400 + 86400) % 86400 }
+		if sod(from) > sod(to) {
+			t.Skip("the test's window would span midnight UTC") // 70 s a day
+		}
+		clock := func(x int64) string { return fmt.Sprintf("%02d:%02d:%02d", x/3600, x/60%60, x%60) }
+		e.ok(e.do(e.web, "addRatePeriod", admin("rates", rates, "name", "peak", "days", "sun-sat",
+			"start", clock(sod(from)), "end", clock(sod(to)))))
+		e.ok(e.do(e.web, "updateDirectionPeriod", admin("rates", rates, "direction", "1", "period", "peak", "cost", "0.6")))
+		// corp's price: 0.60/min at the peak, else 0.06; by the second, no switch price.
+		sum := func(start int64, n int) int64 {
+			var v int64
+			for i := range int64(n) {
+				if x := start + i; x >= from && x < to {
+					v += 600_000
+				} else {
+					v += 60_000
+				}
+			}
+			return v
+		}
+		corpCharge := func(start int64, n int) money.Micro { return money.Micro((sum(start, n) + 30) / 60) }
+
+		// alice alone pays 270 s; corp's 0.50 pays the ~40 s left of the peak (0.40) and
+		// ~100 s after it.
+		t0 := time.Now().Unix()
+		a := e.ast("callPrepare", "10001", "destination", "74950000001", "uniqueid", "r1")
+		t1 := time.Now().Unix()
+		got, _ := strconv.Atoi(fields(a)[1])
+		ok := false
+		for st := t0; st <= t1; st++ {
+			l := 0
+			for corpCharge(st, l+1) <= 500_000 {
+				l++
+			}
+			ok = ok || l == got
+		}
+		if !strings.HasPrefix(a, "Allowed ") || !ok || got < 130 || got > 150 {
+			t.Fatalf("callPrepare: %q", a)
+		}
+		before, _, _ := balanceOf(t, e.s.DB, "corp")
+		t0 = time.Now().Unix()
+		if a := e.ast("callFinish", "10001", "destination", "74950000001", "length", "90", "uniqueid", "r1"); !strings.HasPrefix(a, "Saved ") {
+			t.Fatalf("callFinish: %q", a)
+		}
+		t1 = time.Now().Unix()
+		after, _, held := balanceOf(t, e.s.DB, "corp")
+		ok = false
+		for end := t0; end <= t1; end++ {
+			ok = ok || before-after == corpCharge(end-90, 90)
+		}
+		if !ok || held != 0 {
+			t.Fatalf("corp charged %s, want %s (held %s)", before-after, corpCharge(t0-90, 90), held)
+		}
+		if bal, _, _ := balanceOf(t, e.s.DB, "alice"); bal != 300_000 { // 90 s at 0.10 + 0.05
+			t.Fatalf("alice: %s", bal)
+		}
+		checkBooks(t, e.s.DB, "alice", "corp", "top")
 	})
 }
