@@ -53,16 +53,11 @@ func parseDays(s string) (uint8, error) {
 		}
 		a, b, isRange := strings.Cut(part, "-")
 		from, ok := day(a)
-		to := from
+		to, okTo := from, ok
 		if isRange {
-			to, ok = day(b)
-			if f, ok2 := day(a); !ok2 {
-				ok = false
-			} else {
-				from = f
-			}
+			to, okTo = day(b)
 		}
-		if !ok {
+		if !ok || !okTo {
 			return 0, apierr.New(apierr.InvalidArgument, "days: want names like mon-fri,sat,sun, not %q", part)
 		}
 		for d := from; ; d = (d + 1) % 7 { // a range may wrap: fri-mon
@@ -383,11 +378,11 @@ func loadPeriods(ctx context.Context, q db.Queryer) (map[entryKey]*rating.Period
 // startAt stamps the call's first second, now less back seconds, on its prices when any
 // of them is priced by period; a plain call reads no clock here.
 func startAt(q *rating.Quote, chain []levelQuote, back int) {
-	any := q.Periods != nil
+	priced := q.Periods != nil
 	for i := range chain {
-		any = any || chain[i].price.Periods != nil
+		priced = priced || chain[i].price.Periods != nil
 	}
-	if !any {
+	if !priced {
 		return
 	}
 	start := time.Now().Unix() - int64(back)

@@ -219,3 +219,17 @@ func TestRatePeriodsReseller(t *testing.T) {
 		checkBooks(t, e.s.DB, "alice", "corp", "top")
 	})
 }
+
+func TestParseDays(t *testing.T) {
+	for in, want := range map[string]string{"mon-fri": "mon,tue,wed,thu,fri", "fri-mon": "sun,mon,fri,sat",
+		"Sat, sun": "sun,sat", "wed": "wed", "": ""} {
+		if m, err := parseDays(in); err != nil || formatDays(m) != want {
+			t.Errorf("parseDays(%q) = %q, %v; want %q", in, formatDays(m), err, want)
+		}
+	}
+	for _, bad := range []string{"mon-", "-fri", "monday", "mon-xyz"} {
+		if _, err := parseDays(bad); err == nil {
+			t.Errorf("parseDays(%q): no error", bad)
+		}
+	}
+}
