@@ -12,6 +12,7 @@ func (s *Service) declareMethods() {
 		s.routeMethods(),       // routes.go: Routing
 		s.directionMethods(),   // directions.go: Directions and tarification
 		s.tariffMethods(),      // tariffs.go: Directions and tarification
+		s.periodMethods(),      // periods.go: Directions and tarification (rates by period)
 		s.billTypeMethods(),    // billtypes.go: Directions and tarification
 		s.callMethods(),        // calls.go: Call processing, resolveDirection
 		s.bundleMethods(),      // bundles.go: bundles of minutes on tariff options

@@ -172,6 +172,10 @@ func (s *Service) loadRating(ctx context.Context) (*rating.Snapshot, error) {
 			SwitchPrice: t.SwitchPrice, Multiplier: t.Multiplier, DIDMultiplier: t.DIDMultiplier})
 	}
 
+	periods, err := loadPeriods(ctx, s.DB.Q()) // prices by period (periods.go); nil when none
+	if err != nil {
+		return nil, err
+	}
 	erows, err := s.DB.QueryContext(ctx, `SELECT rates_id, direction_id, priority, cost, route_id FROM rate_entries`)
 	if err != nil {
 		return nil, err
@@ -183,6 +187,7 @@ func (s *Service) loadRating(ctx context.Context) (*rating.Snapshot, error) {
 		if err := erows.Scan(&tid, &e.DirectionID, &e.Priority, &e.Cost, &e.RouteID); err != nil {
 			return nil, err
 		}
+		e.Periods = periods[entryKey{tid, e.DirectionID, e.Priority}]
 		if err := b.AddEntry(tid, e); err != nil {
 			return nil, err // a foreign key guarantees the tariff; be loud if not
 		}

@@ -35,3 +35,37 @@ func BenchmarkCallCycleReseller(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCallCyclePeriods is BenchmarkCallCycle with the direction priced by period
+// (weekday peak and weekend, in Moscow time): the cost of per-segment pricing.
+func BenchmarkCallCyclePeriods(b *testing.B) {
+	e, s := benchEnv(b)
+	rates := fmt.Sprint(s.base.ID)
+	e.ok(e.do(e.web, "addRatePeriod", admin("rates", rates, "name", "peak", "days", "mon-fri", "start", "08:00",
+		"end", "20:00", "timezone", "Europe/Moscow")))
+	e.ok(e.do(e.web, "addRatePeriod", admin("rates", rates, "name", "weekend", "days", "sat,sun")))
+	e.ok(e.do(e.web, "updateDirectionPeriod", admin("rates", rates, "direction", "1", "period", "peak", "cost", "0.2")))
+	e.ok(e.do(e.web, "updateDirectionPeriod", admin("rates", rates, "direction", "1", "period", "weekend", "cost", "0.05")))
+	const users = 64
+	for i := 0; i < users; i++ {
+		callUser(b, e, s, fmt.Sprintf("u%d", i), fmt.Sprintf("%05d", 30000+i), "1000000")
+	}
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			ext := fmt.Sprintf("%05d", 30000+i%users)
+			p := url.Values{"login": {ext}, "destination": {"74951234567"}, "uniqueid": {fmt.Sprintf("b%d", i)}}
+			if _, body := raw(e.h, astKey, "callPrepare", p); body[:7] != "Allowed" {
+				b.Fatal(body)
+			}
+			p.Set("length", "65")
+			p.Set("status", "ANSWER")
+			if _, body := raw(e.h, astKey, "callFinish", p); body[:5] != "Saved" {
+				b.Fatal(body)
+			}
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/narayana/narayanad/money"
 )
@@ -249,4 +250,33 @@ func BenchmarkReadDirections(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/row")
+}
+
+// benchPeriods: a weekday peak 08:00-20:00 and the weekend, in Moscow time, the call
+// starting a minute before the peak ends (two segments).
+func benchPeriods() Price {
+	loc, _ := time.LoadLocation("Europe/Moscow")
+	return Price{BillType: ByMinute, Cost: 150_000, Multiplier: 1_200_000, SwitchPrice: 10_000,
+		Start: time.Date(2026, 12, 7, 19, 59, 0, 0, loc).Unix(),
+		Periods: &Periods{Zone: "Europe/Moscow", List: []Period{
+			{Name: "peak", Days: 0b0111110, From: 8 * 3600, To: 20 * 3600, Cost: 300_000},
+			{Name: "weekend", Days: 0b1000001, From: 0, To: 86400, Cost: 50_000}}}}
+}
+
+func BenchmarkChargePeriods(b *testing.B) {
+	p := benchPeriods()
+	var sum money.Micro
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		sum += p.Charge(i & 4095)
+	}
+	runtime.KeepAlive(sum)
+}
+
+func BenchmarkMaxCallTimePeriods(b *testing.B) {
+	p := benchPeriods()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p.MaxCallTime(money.Micro(i&0xfff)*1000, Caps{}) // limited by money
+	}
 }

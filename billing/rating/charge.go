@@ -80,6 +80,11 @@ type Price struct {
 	DIDMultiplier money.Micro // applied on top when IsDID
 	IsDID         bool
 	SwitchPrice   money.Micro // added once when billed seconds > 0
+	// Periods, when not nil, price each second at the cost in force at that second
+	// (time-of-day and day-of-week rates, periods.go); Start is the call's first second,
+	// unix time. A plain entry has none and pays one nil check for them.
+	Periods *Periods
+	Start   int64
 }
 
 // rate is the cost per second as num/den with den = 60e6 (or 60e12 for DID calls);
@@ -119,6 +124,9 @@ func (p Price) CostPerMinuteMicro() money.Micro {
 // minute / 60, plus the switch price when billed seconds > 0, rounded half-up to a
 // micro-unit once. It is exact; a result beyond the int64 range saturates.
 func (p Price) Charge(length int) money.Micro {
+	if p.Periods != nil {
+		return p.chargePeriods(p.BillType.BilledSeconds(length))
+	}
 	return p.chargeBilled(p.BillType.BilledSeconds(length))
 }
 
@@ -235,6 +243,9 @@ func (p Price) MaxCallTime(available money.Micro, caps Caps) (secs int, reserve 
 	limit := caps.Limit()
 	if c := p.Charge(limit); c <= available {
 		return limit, c, true
+	}
+	if p.Periods != nil {
+		return p.maxCallTimePeriods(available, limit)
 	}
 	step, first := p.BillType.step(), p.BillType.first()
 	num, den := p.perSecond()

@@ -27,6 +27,7 @@ type Entry struct {
 	Priority    int
 	Cost        money.Micro // per minute
 	RouteID     int64
+	Periods     *Periods // prices by period; nil for a plain entry
 }
 
 // Route is what rating needs of a route.
@@ -185,6 +186,7 @@ func (s *Snapshot) Rate(q Query) (Quote, error) {
 				DIDMultiplier: t.DIDMultiplier,
 				IsDID:         q.IsDID,
 				SwitchPrice:   t.SwitchPrice,
+				Periods:       e.Periods,
 			},
 			BillTypeFallback: !known,
 		}, nil
