@@ -113,11 +113,12 @@ func TestPanelInBrowser(t *testing.T) {
 	var problems []string
 	note := func(s string) { mu.Lock(); problems = append(problems, s); mu.Unlock() }
 	watch := func(ctx context.Context) { // a tab's
-		go func() {
-			for ev, err := range chromedp.Events(ctx, runtime.ConsoleAPICalled) {
-				if err != nil {
-					return
-				}
+		// One listener, set up before the tab is used (chromedp.Events called from several
+		// goroutines on a tab not yet attached races inside chromedp). It runs in the tab's
+		// read loop, so it only notes.
+		if err := chromedp.Listen(ctx, func(ev any) {
+			switch ev := ev.(type) {
+			case *runtime.EventConsoleAPICalled:
 				if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
 					var args []string
 					for _, a := range ev.Args {
@@ -125,26 +126,16 @@ func TestPanelInBrowser(t *testing.T) {
 					}
 					note("console." + string(ev.Type) + ": " + strings.Join(args, " "))
 				}
-			}
-		}()
-		go func() {
-			for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
-				if err != nil {
-					return
-				}
+			case *runtime.EventExceptionThrown:
 				note("exception: " + ev.ExceptionDetails.Text)
-			}
-		}()
-		go func() {
-			for ev, err := range chromedp.Events(ctx, cdplog.EntryAdded) {
-				if err != nil {
-					return
-				}
+			case *cdplog.EventEntryAdded:
 				if ev.Entry.Level == cdplog.EntryLevelError {
 					note("log: " + ev.Entry.Text + " " + ev.Entry.URL)
 				}
 			}
-		}()
+		}); err != nil {
+			t.Fatal(err)
+		}
 		if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 			_, err := chromedp.Call(ctx, cdplog.Enable, struct{}{})
 			return err
