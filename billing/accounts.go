@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,8 +24,9 @@ func (s *Service) accountMethods() []Method {
 			"refill_allowed:int", "billing_name:string", "billing_address:string", "billing_email:string",
 			"billing_bank_account:string", "postpaid:int").
 			Doc("update the account's parameters", "true"),
-		method("getAccounts", 22, s.getAccounts, "all:bool=false").
-			Doc("list the users' accounts", "the accounts and their data"),
+		method("getAccounts", 22, s.getAccounts, "all:bool=false", "offset:int=0", "limit:int", "search:string").
+			Doc("list the users' accounts: `limit` accounts (all when absent) after skipping `offset`, those "+
+				"with a user or billing name containing `search` (any case) when given", "the accounts and their data"),
 		method("getAccountInfo", 22, s.getAccountInfo, "account:int!").
 			Doc("get an account's data", "the account's data"),
 		method("deleteAccount", 22, s.deleteAccount, "account:int!").
@@ -181,6 +183,18 @@ func (s *Service) getAccounts(r *Request) (any, error) {
 		return nil, err
 	}
 	numbers = append(numbers, empty...)
+	if search := r.Str("search"); search != "" {
+		var match []int64
+		if err := q.Select(r.ctx, &match, `SELECT account_id FROM users WHERE LOWER(username) LIKE ? ESCAPE '\'
+			UNION SELECT id FROM accounts WHERE LOWER(billing_name) LIKE ? ESCAPE '\'`,
+			likePattern(search), likePattern(search)); err != nil {
+			return nil, err
+		}
+		numbers = slices.DeleteFunc(numbers, func(n int64) bool { return !slices.Contains(match, n) })
+	}
+	if numbers, err = r.pageOf(numbers); err != nil {
+		return nil, err
+	}
 	out := make([]map[string]any, 0, len(numbers))
 	for _, n := range numbers {
 		a, err := accountByNumber(r.ctx, q, n)

@@ -267,3 +267,36 @@ func (h *heapSampler) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestGetAccountsPaging: getAccounts pages like getUsers and searches usernames and
+// billing names.
+func TestGetAccountsPaging(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		for _, n := range []string{"anna", "boris", "vera"} {
+			e.register(admin(), n, 11)
+		}
+		e.ok(e.do(e.web, "updateAccount", admin("username", "vera", "billing_name", "Annex Ltd")))
+		users := func(kv ...string) string {
+			t.Helper()
+			var out []string
+			for _, a := range objs(t, e.ok(e.do(e.web, "getAccounts", admin(kv...)))) {
+				out = append(out, fmt.Sprint(a["users"]))
+			}
+			return strings.Join(out, ",")
+		}
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{nil, "[admin],[anna],[boris],[vera]"},
+			{[]string{"limit", "2", "offset", "1"}, "[anna],[boris]"},
+			{[]string{"search", "ANN"}, "[anna],[vera]"}, // a username, a billing name
+			{[]string{"search", "zz"}, ""},
+		} {
+			if got := users(c.args...); got != c.want {
+				t.Errorf("%v: %s, want %s", c.args, got, c.want)
+			}
+		}
+		e.fails(e.do(e.web, "getAccounts", admin("offset", "-1")), apierr.InvalidArgument, 400)
+	})
+}

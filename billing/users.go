@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"math"
 	"regexp"
 	"slices"
 	"sort"
@@ -379,10 +378,6 @@ func (s *Service) getUsers(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	limit, offset, err := r.page(math.MaxInt32)
-	if err != nil {
-		return nil, err
-	}
 	ids, err := s.managedIDs(r.ctx, actor, r.Bool("all"))
 	if err != nil {
 		return nil, err
@@ -398,8 +393,9 @@ func (s *Service) getUsers(r *Request) (any, error) {
 		}
 		ids = slices.DeleteFunc(ids, func(id int64) bool { return !found[id] })
 	}
-	ids = ids[min(offset, int64(len(ids))):]
-	ids = ids[:min(limit, int64(len(ids)))]
+	if ids, err = r.pageOf(ids); err != nil {
+		return nil, err
+	}
 	out := make([]map[string]any, 0, len(ids))
 	for _, id := range ids {
 		u, err := userByID(r.ctx, s.DB.Q(), id)
