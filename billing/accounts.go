@@ -192,7 +192,7 @@ func (s *Service) getAccounts(r *Request) (any, error) {
 		}
 		numbers = slices.DeleteFunc(numbers, func(n int64) bool { return !slices.Contains(match, n) })
 	}
-	if numbers, err = r.pageOf(numbers); err != nil {
+	if numbers, err = pageOf(r, numbers); err != nil {
 		return nil, err
 	}
 	out := make([]map[string]any, 0, len(numbers))

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,8 +34,9 @@ func (s *Service) didMethods() []Method {
 			"arg3:string").
 			Doc("order a direct number", "true"),
 		method("getDIDList", 1, s.getDIDList, "sort_by:ustring{expiration,cost,did}=expiration",
-			"own:bool=true").
-			Doc("list the direct numbers", "the direct numbers"),
+			"own:bool=true", "offset:int=0", "limit:int", "search:string").
+			Doc("list the direct numbers: `limit` (all when absent) after skipping `offset`, those containing "+
+				"`search` when given", "the direct numbers"),
 		method("addDID", 22, s.addDID, "did:string!", "owner:string", "comment:string", "cost:money=0",
 			"expiration:string", "pool_id:int", "disa:bool").
 			Doc("add a direct number", "true"),
@@ -241,6 +243,12 @@ func (s *Service) getDIDList(r *Request) (any, error) {
 		}
 		return a.DID < b.DID
 	})
+	if search := r.Str("search"); search != "" {
+		dids = slices.DeleteFunc(dids, func(d DID) bool { return !strings.Contains(d.DID, search) })
+	}
+	if dids, err = pageOf(r, dids); err != nil {
+		return nil, err
+	}
 	out := make([]map[string]any, len(dids))
 	for i := range dids {
 		out[i] = dids[i].view(x)

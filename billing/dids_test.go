@@ -102,6 +102,17 @@ func TestDIDPoolsAndOrder(t *testing.T) {
 		if len(mine) != 1 || mine[0]["did"] != "74950000001" || mine[0]["owner"] != "cust" || mine[0]["expiration"] == "" {
 			t.Fatalf("getDIDList: %v", mine)
 		}
+		// Paging and search.
+		if got := didList(t, e.ok(e.do(e.web, "getDIDList", user("cust", "search", "0000001")))); len(got) != 1 {
+			t.Fatalf("getDIDList search: %v", got)
+		}
+		if got := didList(t, e.ok(e.do(e.web, "getDIDList", user("cust", "search", "999")))); len(got) != 0 {
+			t.Fatalf("getDIDList search for none: %v", got)
+		}
+		if got := didList(t, e.ok(e.do(e.web, "getDIDList", user("cust", "offset", "1")))); len(got) != 0 {
+			t.Fatalf("getDIDList offset past the end: %v", got)
+		}
+		e.fails(e.do(e.web, "getDIDList", user("cust", "limit", "0")), apierr.InvalidArgument, 400)
 		if got := didList(t, e.ok(e.do(e.web, "getDIDPool", user("cust", "country", "Russia", "area", "Moscow")))); len(got) != 1 {
 			t.Fatalf("a sold number is still offered: %v", got)
 		}

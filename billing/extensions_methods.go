@@ -17,8 +17,10 @@ import (
 // accounts".
 func (s *Service) extensionMethods() []Method {
 	return []Method{
-		method("getExtensions", 1, s.getExtensions, "own:bool=true", "all:bool=false", "owner:string").
-			Doc("list the user's SIP accounts", "the SIP accounts"),
+		method("getExtensions", 1, s.getExtensions, "own:bool=true", "all:bool=false", "owner:string",
+			"offset:int=0", "limit:int", "search:string").
+			Doc("list the user's SIP accounts: `limit` (all when absent) after skipping `offset`, those whose "+
+				"number or caller ID contains `search` when given", "the SIP accounts"),
 		method("getExtensionInfo", 1, s.getExtensionInfo, "sip_extension:string", "property:string").
 			Doc("get a SIP account's data", "the SIP account's data, or the value of the requested property"),
 		method("getAvailExtension", 1, s.getAvailExtension, "own:bool=false").
@@ -95,15 +97,26 @@ func (s *Service) getExtensions(r *Request) (any, error) {
 		}
 		ids = append(ids, more...)
 	}
-	out := []map[string]any{}
+	search := r.Str("search")
+	var found []*Extension
 	for _, id := range ids {
 		exts, err := extensionsOf(r.ctx, s.DB.Q(), id)
 		if err != nil {
 			return nil, err
 		}
 		for i := range exts {
-			out = append(out, exts[i].view(true, r.Version))
+			if search == "" || strings.Contains(exts[i].Extension, search) || strings.Contains(exts[i].CallerID, search) {
+				found = append(found, &exts[i])
+			}
 		}
+	}
+	found, err = pageOf(r, found)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, 0, len(found))
+	for _, e := range found {
+		out = append(out, e.view(true, r.Version))
 	}
 	return out, nil
 }

@@ -188,15 +188,15 @@ func (r *Request) page(max int64) (limit, offset int64, err error) {
 	return limit, offset, nil
 }
 
-// pageOf is the page of ids that offset and limit ask for (all of them without limit),
-// for the listings that gather ids before reading their rows.
-func (r *Request) pageOf(ids []int64) ([]int64, error) {
+// pageOf is the page of xs that offset and limit ask for (all of them without limit),
+// for the listings that gather their items before answering.
+func pageOf[T any](r *Request, xs []T) ([]T, error) {
 	limit, offset, err := r.page(math.MaxInt32)
 	if err != nil {
 		return nil, err
 	}
-	ids = ids[min(offset, int64(len(ids))):]
-	return ids[:min(limit, int64(len(ids)))], nil
+	xs = xs[min(offset, int64(len(xs))):]
+	return xs[:min(limit, int64(len(xs)))], nil
 }
 
 // likePattern is a case-insensitive LIKE pattern (with ESCAPE '\') matching text that

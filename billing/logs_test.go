@@ -300,3 +300,34 @@ func TestGetAccountsPaging(t *testing.T) {
 		e.fails(e.do(e.web, "getAccounts", admin("offset", "-1")), apierr.InvalidArgument, 400)
 	})
 }
+
+// TestGetExtensionsPaging: getExtensions pages and searches by number or caller ID.
+func TestGetExtensionsPaging(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.addServer("pbx", "10.0.0.9")
+		for i, n := range []string{"anna", "boris", "vera"} {
+			e.register(admin(), n, 11, "sip_server", "10.0.0.9", "sip_extension", fmt.Sprint(10001+i))
+		}
+		exts := func(kv ...string) string {
+			t.Helper()
+			var out []string
+			for _, x := range objs(t, e.ok(e.do(e.web, "getExtensions", admin(append([]string{"all", "true"}, kv...)...)))) {
+				out = append(out, fmt.Sprint(x["sip_extension"]))
+			}
+			return strings.Join(out, ",")
+		}
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{nil, "10001,10002,10003"},
+			{[]string{"limit", "1", "offset", "1"}, "10002"},
+			{[]string{"search", "003"}, "10003"},
+		} {
+			if got := exts(c.args...); got != c.want {
+				t.Errorf("%v: %s, want %s", c.args, got, c.want)
+			}
+		}
+		e.fails(e.do(e.web, "getExtensions", admin("limit", "0")), apierr.InvalidArgument, 400)
+	})
+}

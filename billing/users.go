@@ -393,7 +393,7 @@ func (s *Service) getUsers(r *Request) (any, error) {
 		}
 		ids = slices.DeleteFunc(ids, func(id int64) bool { return !found[id] })
 	}
-	if ids, err = r.pageOf(ids); err != nil {
+	if ids, err = pageOf(r, ids); err != nil {
 		return nil, err
 	}
 	out := make([]map[string]any, 0, len(ids))
