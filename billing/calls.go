@@ -379,7 +379,7 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		s.Log.Warn("rating: unknown bill type, billed byminute", "tariff", q.Tariff.ID, "bill_type", q.Tariff.BillType)
 	}
 	chain := p.resellerQuotes(snap, dest, q.IsDID, q.Route.ID)
-	startAt(&q, chain, 0) // prices by period (periods.go): granted from now
+	s.startAt(&q, chain, 0) // prices by period (periods.go): granted from now
 	for _, lq := range chain {
 		if !lq.ok {
 			return declined(apierr.Unroutable), nil // a reseller that does not buy the direction
@@ -632,7 +632,7 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	var chain []levelQuote
 	if rerr == nil {
 		chain = p.resellerQuotes(snap, dest, q.IsDID, q.Route.ID)
-		startAt(&q, chain, secs) // prices by period: the call began length ago
+		s.startAt(&q, chain, secs) // prices by period: the call began length ago
 	}
 	x, err := s.exchange(ctx, u.Currency)
 	if err != nil {

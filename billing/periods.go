@@ -376,8 +376,9 @@ func loadPeriods(ctx context.Context, q db.Queryer) (map[entryKey]*rating.Period
 }
 
 // startAt stamps the call's first second, now less back seconds, on its prices when any
-// of them is priced by period; a plain call reads no clock here.
-func startAt(q *rating.Quote, chain []levelQuote, back int) {
+// of them is priced by period; a plain call reads no clock here. The clock is the
+// service's (Service.Now), the one bundles and maintenance read, so a test can move it.
+func (s *Service) startAt(q *rating.Quote, chain []levelQuote, back int) {
 	priced := q.Periods != nil
 	for i := range chain {
 		priced = priced || chain[i].price.Periods != nil
@@ -385,7 +386,7 @@ func startAt(q *rating.Quote, chain []levelQuote, back int) {
 	if !priced {
 		return
 	}
-	start := time.Now().Unix() - int64(back)
+	start := s.now().Unix() - int64(back)
 	q.Start = start
 	for i := range chain {
 		chain[i].price.Start = start
