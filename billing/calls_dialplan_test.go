@@ -2,6 +2,7 @@ package billing
 
 import (
 	"fmt"
+	"math/big"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/narayana/narayanad/money"
 )
@@ -20,7 +22,8 @@ import (
 // templates, plays a day of synthetic traffic through the dialplan's logic (failover to
 // prior 2 and 3 on CONGESTION/CHANUNAVAIL, the L() limit, the hangup handler's callFinish)
 // and checks every answer and every balance against an independent model computed with
-// big.Rat (ratCharge).
+// big.Rat (ratCharge). The events move the service's clock through a Tuesday, and one user's
+// tariff has a weekday peak: the model prices its calls second by second (modelRate.charge).
 
 // dialplanTemplates reads the URL templates out of the dialplan.
 func dialplanTemplates(t *testing.T) (prepare, finish string) {
@@ -84,8 +87,8 @@ type modelUser struct {
 	name, ext, currency string
 	balance, overdraft  money.Micro
 	capSecs             int
-	tariff              string // "base", "perminute" or "block" (the extension's tariff)
-	block               callTariff
+	tariff              string // "base", "perminute", "block" or "tod" (the extension's tariff)
+	block, tod          callTariff
 	held                map[string]money.Micro
 }
 
@@ -95,7 +98,52 @@ type modelRate struct {
 	internal                bool
 	tariff                  callTariff
 	cost                    money.Micro
+	peak                    money.Micro // the cost per minute on weekdays 08:00-20:00 UTC, when not 0
 	direction, prefix, name string
+}
+
+// charge is the model's price of a call of length seconds that began at start (Unix):
+// ratCharge, or with a peak each billed second at the cost in force at that second.
+func (r modelRate) charge(start int64, length int) money.Micro {
+	if r.peak == 0 {
+		return ratCharge(r.tariff, r.cost, length, false)
+	}
+	return r.charges(start, billedLen(r.tariff, length))[billedLen(r.tariff, length)]
+}
+
+// charges lists the charges of the billed lengths 0..n from start: the model computes one
+// call's sums once (plain and slow otherwise).
+func (r modelRate) charges(start int64, n int) []money.Micro {
+	out := make([]money.Micro, n+1)
+	sum := new(big.Rat) // currency units
+	for i := 0; i < n; i++ {
+		at := time.Unix(start+int64(i), 0).UTC()
+		cost := r.cost
+		if wd := at.Weekday(); wd != time.Saturday && wd != time.Sunday && at.Hour() >= 8 && at.Hour() < 20 {
+			cost = r.peak
+		}
+		sum.Add(sum, new(big.Rat).SetFrac64(int64(cost)*int64(r.tariff.Multiplier), 60*1_000_000*1_000_000))
+		c := new(big.Rat).Add(sum, new(big.Rat).SetFrac64(int64(r.tariff.SwitchPrice), 1_000_000))
+		c.Mul(c, new(big.Rat).SetInt64(1_000_000))
+		c.Add(c, big.NewRat(1, 2)) // half-up
+		out[i+1] = money.Micro(new(big.Int).Quo(c.Num(), c.Denom()).Int64())
+	}
+	return out
+}
+
+// billedLen is the billed length of a call: the free threshold, the initial block, steps.
+func billedLen(t callTariff, length int) int {
+	first := t.First
+	if first == 0 {
+		first = t.Step
+	}
+	if length <= t.Free || length <= 0 {
+		return 0
+	}
+	if length <= first {
+		return first
+	}
+	return first + (length-first+t.Step-1)/t.Step*t.Step
 }
 
 func (m *modelUser) rate(s rtSeed, dest string, prior int, exts map[string]bool) modelRate {
@@ -113,6 +161,11 @@ func (m *modelUser) rate(s rtSeed, dest string, prior int, exts map[string]bool)
 	case m.tariff == "block":
 		if strings.HasPrefix(n, "79") && len(n) == 11 && prior == 1 {
 			r = route(m.block, 200_000, "RussiaMobile", "out2/", "routetwo")
+		}
+	case m.tariff == "tod":
+		if strings.HasPrefix(n, "79") && len(n) == 11 && prior == 1 {
+			r = route(m.tod, 200_000, "RussiaMobile", "out2/", "routetwo")
+			r.peak = 400_000
 		}
 	case m.tariff == "perminute":
 		if strings.HasPrefix(n, "79") && len(n) == 11 && prior == 1 {
@@ -146,11 +199,16 @@ func (m *modelUser) rate(s rtSeed, dest string, prior int, exts map[string]bool)
 
 // maxTime is the model's MaxCallTime: the longest billed length (the initial block and
 // then whole steps), up to the cap, whose charge fits in available.
-func maxTime(r modelRate, available money.Micro, cap int) (int, bool) {
+func maxTime(r modelRate, start int64, available money.Micro, cap int) (int, bool) {
 	if available < 0 {
 		return 0, false
 	}
-	if ratCharge(r.tariff, r.cost, cap, false) <= available {
+	charge := func(secs int) money.Micro { return ratCharge(r.tariff, r.cost, secs, false) }
+	if r.peak != 0 {
+		sums := r.charges(start, billedLen(r.tariff, cap))
+		charge = func(secs int) money.Micro { return sums[billedLen(r.tariff, secs)] }
+	}
+	if charge(cap) <= available {
 		return cap, true
 	}
 	step, first := r.tariff.Step, r.tariff.First
@@ -158,7 +216,7 @@ func maxTime(r modelRate, available money.Micro, cap int) (int, bool) {
 		first = step
 	}
 	for secs := (cap-first)/step*step + first; secs >= first; secs -= step { // down from the cap: the model is slow and plain
-		if ratCharge(r.tariff, r.cost, secs, false) <= available {
+		if charge(secs) <= available {
 			return secs, true
 		}
 	}
@@ -188,7 +246,13 @@ func TestDialplanReplay(t *testing.T) {
 			{name: "u5", ext: "20005", balance: 700 * money.One, currency: "USD"},
 			{name: "u6", ext: "20006", balance: 900 * money.One, tariff: "perminute"},
 			{name: "u7", ext: "20007", balance: 40 * money.One, tariff: "block"}, // 60/6, runs dry
+			{name: "u8", ext: "20008", balance: 400 * money.One, tariff: "tod"},  // 60/6 with a weekday peak
 		}
+		// The day is a Tuesday on the service's clock, which each event moves: u8's tariff
+		// costs 0.40/min from 08:00 to 20:00 UTC on weekdays and 0.20 otherwise.
+		day := time.Date(2030, 1, 15, 0, 0, 0, 0, time.UTC)
+		cur := 0 // the current event's second of the day
+		e.s.Now = func() time.Time { return day.Add(time.Duration(cur) * time.Second) }
 		// An initial block: 60/6, ×1.0, switch 0.02, Russia Mobile 0.20 via route two.
 		e.ok(e.do(e.web, "addBillType", admin("bill_type", "b60", "step", "6", "first_step", "60")))
 		block := callTariff{BillType: "b60", Step: 6, First: 60, Multiplier: money.One, DIDMult: money.One, SwitchPrice: 20_000}
@@ -197,6 +261,15 @@ func TestDialplanReplay(t *testing.T) {
 			block.ID, s.route2)
 		execSQL(t, e.s.DB, `UPDATE rating_version SET version = version + 1`)
 		e.s.ratingChanged(t.Context())
+		e.ok(e.do(e.web, "addRates", admin("name", "tod", "bill_type", "b60", "switch_price", "0.02")))
+		tod := callTariff{BillType: "b60", Step: 6, First: 60, Multiplier: money.One, DIDMult: money.One, SwitchPrice: 20_000}
+		if err := e.s.DB.Q().Get(t.Context(), &tod.ID, `SELECT id FROM rates WHERE name = 'tod'`); err != nil {
+			t.Fatal(err)
+		}
+		todID := strconv.FormatInt(tod.ID, 10)
+		e.ok(e.do(e.web, "addDirection", admin("rates", todID, "direction", "2", "cost", "0.2", "route", strconv.FormatInt(s.route2, 10))))
+		e.ok(e.do(e.web, "addRatePeriod", admin("rates", todID, "name", "peak", "days", "mon-fri", "start", "08:00", "end", "20:00")))
+		e.ok(e.do(e.web, "updateDirectionPeriod", admin("rates", todID, "direction", "2", "period", "peak", "cost", "0.4")))
 		exts := map[string]bool{}
 		for _, u := range users {
 			args := []string{}
@@ -222,6 +295,10 @@ func TestDialplanReplay(t *testing.T) {
 			}
 			if u.tariff == "perminute" {
 				execSQL(t, e.s.DB, `UPDATE extensions SET rates_id = ? WHERE extension = ?`, s.perMinute.ID, u.ext)
+			}
+			if u.tariff == "tod" {
+				u.tod = tod
+				execSQL(t, e.s.DB, `UPDATE extensions SET rates_id = ? WHERE extension = ?`, tod.ID, u.ext)
 			}
 			if u.tariff == "block" {
 				u.block = block
@@ -257,6 +334,12 @@ func TestDialplanReplay(t *testing.T) {
 		for i := range cs {
 			c := &call{u: users[rnd.Intn(len(users))], dest: dests[rnd.Intn(len(dests))](), start: rnd.Intn(86400),
 				ring: 3 + rnd.Intn(25), wantLen: 1 + rnd.Intn(900), dup: rnd.Intn(50) == 0}
+			if c.u.tariff == "tod" { // Russia Mobile, half of the calls started before the peak's start or end
+				c.dest = dests[rnd.Intn(2)]()
+				if rnd.Intn(2) == 0 {
+					c.start = []int{8 * 3600, 20 * 3600}[rnd.Intn(2)] - rnd.Intn(900)
+				}
+			}
 			c.uid = fmt.Sprintf("%d.%d", 1_700_000_000+c.start, i)
 			for p := 1; p <= 3; p++ {
 				switch rnd.Intn(8) {
@@ -307,7 +390,13 @@ func TestDialplanReplay(t *testing.T) {
 			delete(c.u.held, key)
 			var charge money.Micro
 			if c.rate.ok {
-				charge = ratCharge(c.rate.tariff, c.rate.cost, length, false)
+				charge = c.rate.charge(day.Unix()+int64(cur-length), length) // the call began length ago
+			}
+			if c.rate.peak != 0 && length > 0 {
+				stats["priced by period"]++
+				if from, to := (cur-length)%86400, (cur-length+billedLen(c.rate.tariff, length))%86400; from < 8*3600 && to > 8*3600 || from < 20*3600 && to > 20*3600 {
+					stats["across the peak's start or end"]++
+				}
 			}
 			c.u.balance -= charge
 			f := fields(line)
@@ -331,6 +420,7 @@ func TestDialplanReplay(t *testing.T) {
 		for ei := 0; ei < len(events); ei++ {
 			ev := events[ei]
 			c := cs[ev.call]
+			cur = ev.at
 			if ev.end {
 				if c.open {
 					length := 0
@@ -366,7 +456,7 @@ func TestDialplanReplay(t *testing.T) {
 					}
 					c.secs = c.u.capSecs
 				default:
-					secs, ok := maxTime(c.rate, c.u.balance+c.u.overdraft-held, c.u.capSecs)
+					secs, ok := maxTime(c.rate, day.Unix()+int64(cur), c.u.balance+c.u.overdraft-held, c.u.capSecs)
 					if !ok {
 						if line != "Declined E_INSUFFICIENT_MONEY" {
 							t.Fatalf("%s %s: %q, model: no money (balance %s held %s)", c.u.name, c.dest, line, c.u.balance, held)
@@ -379,7 +469,7 @@ func TestDialplanReplay(t *testing.T) {
 						t.Fatalf("%s %s prior %d: %q, model %q %s %s %s", c.u.name, c.dest, c.prior, line, want, c.rate.direction, c.rate.prefix, c.rate.name)
 					}
 					c.secs = secs
-					c.u.held[c.uid+"/"+strconv.Itoa(c.prior)] = ratCharge(c.rate.tariff, c.rate.cost, secs, false)
+					c.u.held[c.uid+"/"+strconv.Itoa(c.prior)] = c.rate.charge(day.Unix()+int64(cur), secs)
 				}
 				if f[0] != "Allowed" {
 					break
