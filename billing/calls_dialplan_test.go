@@ -23,7 +23,9 @@ import (
 // prior 2 and 3 on CONGESTION/CHANUNAVAIL, the L() limit, the hangup handler's callFinish)
 // and checks every answer and every balance against an independent model computed with
 // big.Rat (ratCharge). The events move the service's clock through a Tuesday, and one user's
-// tariff has a weekday peak: the model prices its calls second by second (modelRate.charge).
+// tariff has a weekday peak: the model prices its calls second by second (modelRate.charge);
+// another's UK calls go through an option with a bundle of 30 minutes, held and spent before
+// money (modelUser.bundleLeft). Resellers stay out of this model: TestRatingMix covers them.
 
 // dialplanTemplates reads the URL templates out of the dialplan.
 func dialplanTemplates(t *testing.T) (prepare, finish string) {
@@ -87,15 +89,29 @@ type modelUser struct {
 	name, ext, currency string
 	balance, overdraft  money.Micro
 	capSecs             int
-	tariff              string // "base", "perminute", "block" or "tod" (the extension's tariff)
+	tariff              string // "base", "perminute", "block", "tod" or "bundle" (the extension's tariff)
 	block, tod          callTariff
 	held                map[string]money.Micro
+	quota, used         int            // "bundle": the month's quota of the UK option, in seconds
+	holds               map[string]int // and the open calls' holds on it
+}
+
+// bundleLeft is what is left of the quota besides the holds of calls other than key.
+func (m *modelUser) bundleLeft(key string) int {
+	left := m.quota - m.used
+	for k, h := range m.holds {
+		if k != key {
+			left -= h
+		}
+	}
+	return max(0, left)
 }
 
 // modelRate is what the model expects for a destination: ok false is unroutable.
 type modelRate struct {
 	ok                      bool
 	internal                bool
+	bundle                  bool // through the UK option, whose bundle's quota goes first
 	tariff                  callTariff
 	cost                    money.Micro
 	peak                    money.Micro // the cost per minute on weekdays 08:00-20:00 UTC, when not 0
@@ -156,6 +172,13 @@ func (m *modelUser) rate(s rtSeed, dest string, prior int, exts map[string]bool)
 	r := modelRate{}
 	route := func(t callTariff, cost money.Micro, dir, prefix, name string) modelRate {
 		return modelRate{ok: true, tariff: t, cost: cost, direction: dir, prefix: prefix, name: name}
+	}
+	if m.tariff == "bundle" && strings.HasPrefix(n, "44") && !strings.HasPrefix(n, "4420") {
+		if prior == 1 { // the option replaces the base tariff's entries for the UK
+			r = route(s.option, 10_000, "UnitedKingdom", "out1/", "route1")
+			r.bundle = true
+		}
+		return r
 	}
 	switch {
 	case m.tariff == "block":
@@ -247,6 +270,7 @@ func TestDialplanReplay(t *testing.T) {
 			{name: "u6", ext: "20006", balance: 900 * money.One, tariff: "perminute"},
 			{name: "u7", ext: "20007", balance: 40 * money.One, tariff: "block"}, // 60/6, runs dry
 			{name: "u8", ext: "20008", balance: 400 * money.One, tariff: "tod"},  // 60/6 with a weekday peak
+			{name: "u9", ext: "20009", balance: 3 * money.One, tariff: "bundle"}, // the UK option with 30 minutes a month
 		}
 		// The day is a Tuesday on the service's clock, which each event moves: u8's tariff
 		// costs 0.40/min from 08:00 to 20:00 UTC on weekdays and 0.20 otherwise.
@@ -296,6 +320,18 @@ func TestDialplanReplay(t *testing.T) {
 			if u.tariff == "perminute" {
 				execSQL(t, e.s.DB, `UPDATE extensions SET rates_id = ? WHERE extension = ?`, s.perMinute.ID, u.ext)
 			}
+			if u.tariff == "bundle" {
+				u.holds = map[string]int{}
+				opt := strconv.FormatInt(s.option.ID, 10)
+				e.ok(e.do(e.web, "updateRates", admin("id", opt, "is_public", "true")))
+				e.ok(e.do(e.web, "setBundle", admin("rates", opt, "minutes", "30", "fee", "0.5")))
+				e.ok(e.do(e.web, "switchRates", user(u.name, "id", opt, "state", "true")))
+				if _, err := e.s.RunMaintenance(t.Context(), "test"); err != nil { // the month's fee and quota
+					t.Fatal(err)
+				}
+				u.balance -= 500_000
+				u.quota = 1800
+			}
 			if u.tariff == "tod" {
 				u.tod = tod
 				execSQL(t, e.s.DB, `UPDATE extensions SET rates_id = ? WHERE extension = ?`, tod.ID, u.ext)
@@ -334,6 +370,9 @@ func TestDialplanReplay(t *testing.T) {
 		for i := range cs {
 			c := &call{u: users[rnd.Intn(len(users))], dest: dests[rnd.Intn(len(dests))](), start: rnd.Intn(86400),
 				ring: 3 + rnd.Intn(25), wantLen: 1 + rnd.Intn(900), dup: rnd.Intn(50) == 0}
+			if c.u.tariff == "bundle" && rnd.Intn(2) == 0 {
+				c.dest = dests[4]() // the UK, in the bundle
+			}
 			if c.u.tariff == "tod" { // Russia Mobile, half of the calls started before the peak's start or end
 				c.dest = dests[rnd.Intn(2)]()
 				if rnd.Intn(2) == 0 {
@@ -391,6 +430,15 @@ func TestDialplanReplay(t *testing.T) {
 			var charge money.Micro
 			if c.rate.ok {
 				charge = c.rate.charge(day.Unix()+int64(cur-length), length) // the call began length ago
+			}
+			if c.rate.bundle {
+				delete(c.u.holds, key)
+				taken := min(length, c.u.bundleLeft(key))
+				c.u.used += taken
+				charge = ratCharge(c.rate.tariff, c.rate.cost, length-taken, false) // the rest, as a call of its own
+				if taken > 0 {
+					stats["quota seconds"] += taken
+				}
 			}
 			if c.rate.peak != 0 && length > 0 {
 				stats["priced by period"]++
@@ -456,7 +504,23 @@ func TestDialplanReplay(t *testing.T) {
 					}
 					c.secs = c.u.capSecs
 				default:
-					secs, ok := maxTime(c.rate, day.Unix()+int64(cur), c.u.balance+c.u.overdraft-held, c.u.capSecs)
+					avail := c.u.balance + c.u.overdraft - held
+					key := c.uid + "/" + strconv.Itoa(c.prior)
+					left := 0
+					if c.rate.bundle {
+						left = c.u.bundleLeft(key)
+					}
+					secs, ok := maxTime(c.rate, day.Unix()+int64(cur), avail, c.u.capSecs)
+					reserve := c.rate.charge(day.Unix()+int64(cur), secs)
+					if left >= c.u.capSecs { // the quota alone covers the cap
+						secs, ok, reserve = c.u.capSecs, true, 0
+					} else if left > 0 { // the quota, then what the money buys past it
+						m, mok := maxTime(c.rate, 0, avail, c.u.capSecs-left)
+						secs, ok, reserve = left, true, 0
+						if mok {
+							secs, reserve = left+m, ratCharge(c.rate.tariff, c.rate.cost, m, false)
+						}
+					}
 					if !ok {
 						if line != "Declined E_INSUFFICIENT_MONEY" {
 							t.Fatalf("%s %s: %q, model: no money (balance %s held %s)", c.u.name, c.dest, line, c.u.balance, held)
@@ -469,7 +533,10 @@ func TestDialplanReplay(t *testing.T) {
 						t.Fatalf("%s %s prior %d: %q, model %q %s %s %s", c.u.name, c.dest, c.prior, line, want, c.rate.direction, c.rate.prefix, c.rate.name)
 					}
 					c.secs = secs
-					c.u.held[c.uid+"/"+strconv.Itoa(c.prior)] = c.rate.charge(day.Unix()+int64(cur), secs)
+					c.u.held[key] = reserve
+					if left > 0 {
+						c.u.holds[key] = min(left, c.u.capSecs)
+					}
 				}
 				if f[0] != "Allowed" {
 					break
