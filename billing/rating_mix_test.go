@@ -259,9 +259,11 @@ func TestRatingMix(t *testing.T) {
 					}
 					batch[k].grant, _ = strconv.Atoi(f[1])
 					open = append(open, batch[k])
-					// A grant fits in what each level can spend besides what others hold.
+					// A grant fits in what each level can spend besides what others hold. (A
+					// balance may be below zero: a finish of a call never prepared is charged
+					// anyway; a grant from a bundle's quota then holds no money.)
 					for _, who := range []string{batch[k].user, "corp"} {
-						if bal, _, held := balanceOf(t, e.s.DB, who); held > bal {
+						if bal, _, held := balanceOf(t, e.s.DB, who); held > 0 && held > bal {
 							t.Fatalf("op %d: %s holds %s, more than its balance %s", i, who, held, bal)
 						}
 					}
