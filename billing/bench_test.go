@@ -74,20 +74,25 @@ func benchCalls(b *testing.B, finish bool) {
 	for i := 0; i < users; i++ {
 		callUser(b, e, s, fmt.Sprintf("u%d", i), fmt.Sprintf("%05d", 30000+i), "1000000")
 	}
+	runCalls(b, e, users, "74951234567", "65", finish)
+}
+
+// runCalls runs callPrepare (and with finish callFinish of length secs) through the router
+// in parallel, for the users' extensions 30000 up, to destination.
+func runCalls(b *testing.B, e *env, users int, destination, secs string, finish bool) {
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			ext := fmt.Sprintf("%05d", 30000+i%users)
-			uid := fmt.Sprintf("b%d", i)
-			p := url.Values{"login": {ext}, "destination": {"74951234567"}, "uniqueid": {uid}}
+			p := url.Values{"login": {fmt.Sprintf("%05d", 30000+i%int64(users))}, "destination": {destination},
+				"uniqueid": {fmt.Sprintf("b%d", i)}}
 			if _, body := raw(e.h, astKey, "callPrepare", p); body[:7] != "Allowed" {
 				b.Fatal(body)
 			}
 			if finish {
-				p.Set("length", "65")
+				p.Set("length", secs)
 				p.Set("status", "ANSWER")
 				if _, body := raw(e.h, astKey, "callFinish", p); body[:5] != "Saved" {
 					b.Fatal(body)

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,24 +219,7 @@ func BenchmarkCallCycleBundle(b *testing.B) {
 	if _, err := e.s.RunMaintenance(context.Background(), "bench"); err != nil {
 		b.Fatal(err)
 	}
-	var n atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := n.Add(1)
-			p := url.Values{"login": {fmt.Sprintf("%05d", 30000+i%users)}, "destination": {"4430000001"},
-				"uniqueid": {fmt.Sprintf("b%d", i)}}
-			if _, body := raw(e.h, astKey, "callPrepare", p); body[:7] != "Allowed" {
-				b.Fatal(body)
-			}
-			p.Set("length", "1")
-			p.Set("status", "ANSWER")
-			if _, body := raw(e.h, astKey, "callFinish", p); body[:5] != "Saved" {
-				b.Fatal(body)
-			}
-		}
-	})
+	runCalls(b, e, users, "4430000001", "1", true)
 }
 
 // TestBundleInvariant mixes bundle calls at random (open, finish within or past the

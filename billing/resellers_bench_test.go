@@ -2,8 +2,6 @@ package billing
 
 import (
 	"fmt"
-	"net/url"
-	"sync/atomic"
 	"testing"
 )
 
@@ -16,24 +14,7 @@ func BenchmarkCallCycleReseller(b *testing.B) {
 	for i := 0; i < users; i++ {
 		resellerUser(b, e, s, fmt.Sprintf("u%d", i), fmt.Sprintf("%05d", 30000+i), "1000")
 	}
-	var n atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := n.Add(1)
-			ext := fmt.Sprintf("%05d", 30000+i%users)
-			p := url.Values{"login": {ext}, "destination": {"74951234567"}, "uniqueid": {fmt.Sprintf("b%d", i)}}
-			if _, body := raw(e.h, astKey, "callPrepare", p); body[:7] != "Allowed" {
-				b.Fatal(body)
-			}
-			p.Set("length", "65")
-			p.Set("status", "ANSWER")
-			if _, body := raw(e.h, astKey, "callFinish", p); body[:5] != "Saved" {
-				b.Fatal(body)
-			}
-		}
-	})
+	runCalls(b, e, users, "74951234567", "65", true)
 }
 
 // BenchmarkCallCyclePeriods is BenchmarkCallCycle with the direction priced by period
@@ -50,22 +31,5 @@ func BenchmarkCallCyclePeriods(b *testing.B) {
 	for i := 0; i < users; i++ {
 		callUser(b, e, s, fmt.Sprintf("u%d", i), fmt.Sprintf("%05d", 30000+i), "1000000")
 	}
-	var n atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := n.Add(1)
-			ext := fmt.Sprintf("%05d", 30000+i%users)
-			p := url.Values{"login": {ext}, "destination": {"74951234567"}, "uniqueid": {fmt.Sprintf("b%d", i)}}
-			if _, body := raw(e.h, astKey, "callPrepare", p); body[:7] != "Allowed" {
-				b.Fatal(body)
-			}
-			p.Set("length", "65")
-			p.Set("status", "ANSWER")
-			if _, body := raw(e.h, astKey, "callFinish", p); body[:5] != "Saved" {
-				b.Fatal(body)
-			}
-		}
-	})
+	runCalls(b, e, users, "74951234567", "65", true)
 }
