@@ -73,14 +73,9 @@ func ImportDirections(ctx context.Context, d *db.DB, r io.Reader, progress func(
 			return err
 		}
 		defer up.close()
+		up.progress = progress
 		n, err = rating.ReadDirections(r, func(dir rating.Direction) error {
-			if err := up.add(dir.Code, dir.Code, dir.ID, dir.Name, dir.MinLen, dir.MaxLen); err != nil {
-				return err
-			}
-			if progress != nil {
-				progress(up.rows())
-			}
-			return nil
+			return up.add(dir.Code, dir.Code, dir.ID, dir.Name, dir.MinLen, dir.MaxLen)
 		})
 		if err != nil {
 			return err
@@ -121,6 +116,7 @@ func ImportRates(ctx context.Context, d *db.DB, ratesID int64, replace bool, r i
 			return err
 		}
 		defer up.close()
+		up.progress = progress
 		n, err = rating.ReadRateEntries(r, func(row rating.RateRow) error {
 			if !dirs[row.DirectionID] {
 				return fmt.Errorf("no direction %d", row.DirectionID)
@@ -129,13 +125,7 @@ func ImportRates(ctx context.Context, d *db.DB, ratesID int64, replace bool, r i
 				return fmt.Errorf("no route %d", row.RouteID)
 			}
 			key := strconv.FormatInt(row.DirectionID, 10) + "/" + strconv.Itoa(row.Priority)
-			if err := up.add(key, ratesID, row.DirectionID, row.Priority, row.Cost, row.RouteID); err != nil {
-				return err
-			}
-			if progress != nil {
-				progress(up.rows())
-			}
-			return nil
+			return up.add(key, ratesID, row.DirectionID, row.Priority, row.Cost, row.RouteID)
 		})
 		if err != nil {
 			return err
@@ -217,6 +207,7 @@ func ImportDeck(ctx context.Context, d *db.DB, spec DeckSpec, r io.Reader, progr
 			return err
 		}
 		defer codes.close()
+		codes.progress = progress
 		entries, err := newUpserter(ctx, tx, 5, func(rows int) string {
 			return valuesSQL(`INSERT INTO rate_entries (rates_id, direction_id, priority, cost, route_id) VALUES `, 5, rows,
 				` ON CONFLICT (rates_id, direction_id, priority) DO UPDATE SET cost = excluded.cost, route_id = excluded.route_id`)
@@ -252,13 +243,7 @@ func ImportDeck(ctx context.Context, d *db.DB, spec DeckSpec, r io.Reader, progr
 					return err
 				}
 			}
-			if err := codes.add(row.Prefix, row.Prefix, p.id, row.Description, rating.DefaultMinLen, rating.DefaultMaxLen); err != nil {
-				return err
-			}
-			if progress != nil {
-				progress(codes.rows())
-			}
-			return nil
+			return codes.add(row.Prefix, row.Prefix, p.id, row.Description, rating.DefaultMinLen, rating.DefaultMaxLen)
 		})
 		if err != nil {
 			return err
@@ -377,6 +362,8 @@ type upserter struct {
 	args   []any
 	seen   map[string]bool
 	stored int
+	// progress, when set, is told the rows added so far after each add.
+	progress func(rows int)
 }
 
 func newUpserter(ctx context.Context, tx *db.Tx, cols int, sqlFor func(rows int) string) (*upserter, error) {
@@ -396,6 +383,9 @@ func (u *upserter) add(key string, vals ...any) error {
 	}
 	u.seen[key] = true
 	u.args = append(u.args, vals...)
+	if u.progress != nil {
+		u.progress(u.rows())
+	}
 	if len(u.args) == u.cols*importBatch {
 		return u.flush()
 	}
