@@ -250,6 +250,9 @@ func (s *Service) deleteAccount(r *Request) (any, error) {
 		if locked[n].Balance != 0 || rows > 0 {
 			return apierr.New(apierr.DataAbort, "account %d holds money or has a history: it stays, closed", n)
 		}
+		if _, err := tx.Exec(r.ctx, `DELETE FROM reservations WHERE account_id = ?`, n); err != nil {
+			return err // a reseller's share of its users' calls (reservations have no foreign key)
+		}
 		_, err = tx.Exec(r.ctx, `DELETE FROM accounts WHERE id = ?`, n)
 		return err
 	})

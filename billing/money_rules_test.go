@@ -210,6 +210,25 @@ func TestDeleteAccountOwnershipFirst(t *testing.T) {
 	})
 }
 
+// A deleted user's open calls go with it: reservations have no foreign key (sql/*/024),
+// deleteUser deletes them itself.
+func TestDeleteUserEndsItsReservations(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		s := seedCalls(t, e)
+		callUser(t, e, s, "alice", "10001", "10")
+		if a := e.ast("callPrepare", "10001", "destination", "79010000001", "uniqueid", "A"); !strings.HasPrefix(a, "Allowed ") {
+			t.Fatalf("prepare: %q", a)
+		}
+		if n := e.count(`SELECT count(*) FROM reservations`); n != 1 {
+			t.Fatalf("%d reservations open, want 1", n)
+		}
+		e.ok(e.do(e.web, "deleteUser", admin("user", "alice")))
+		if n := e.count(`SELECT count(*) FROM reservations`); n != 0 {
+			t.Errorf("%d reservations left by the deleted user", n)
+		}
+	})
+}
+
 // A corporate manager is a reseller: what it gives its users comes out of its account;
 // administrators issue money.
 func TestResellerPaysBalances(t *testing.T) {

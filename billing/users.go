@@ -551,6 +551,10 @@ func (s *Service) deleteUser(r *Request) (any, error) {
 		if _, err := tx.Exec(r.ctx, `UPDATE users SET manager_id = ? WHERE manager_id = ?`, u.ManagerID, u.ID); err != nil {
 			return err
 		}
+		// Its open calls go with it (reservations have no foreign key: sql/*/024).
+		if _, err := tx.Exec(r.ctx, `DELETE FROM reservations WHERE user_id = ?`, u.ID); err != nil {
+			return err
+		}
 		_, err := tx.Exec(r.ctx, `DELETE FROM users WHERE id = ?`, u.ID)
 		return err
 	})

@@ -51,11 +51,16 @@ var errGroupAborted = errors.New("db: the group commit was aborted")
 type pgBatcher struct {
 	mu   sync.Mutex // forming a group
 	held []*pgJob   // jobs that clashed with a group's keys, or were left when it closed
-	once sync.Once
-	jobs chan *pgJob
-	stop chan struct{}
-	wg   sync.WaitGroup
-	lock string // the statement locking a group's keys (SetBatchLock), with one ? for the array
+	// busy are the keys of the groups running now. A job naming one waits for the next
+	// group rather than join another writer's, whose first round would wait on the
+	// locks of the running group (measured: the writers' most common wait).
+	busy  map[int64]bool
+	freed chan struct{} // a group ended: its keys are free again
+	once  sync.Once
+	jobs  chan *pgJob
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	lock  string // the statement locking a group's keys (SetBatchLock), with one ? for the array
 }
 
 type pgJob struct {
@@ -92,6 +97,8 @@ func (d *DB) pgBatch(ctx context.Context, fn func(*Tx) error, keys []int64) erro
 	b.once.Do(func() {
 		b.jobs = make(chan *pgJob, maxBatch)
 		b.stop = make(chan struct{})
+		b.busy = map[int64]bool{}
+		b.freed = make(chan struct{}, 1)
 		b.wg.Add(1)
 		go d.runPgGroups()
 	})
@@ -156,6 +163,7 @@ func (d *DB) runPgGroups() {
 					return
 				}
 				w.run(g)
+				d.pg.release(g)
 			}
 		}()
 	}
@@ -164,48 +172,79 @@ func (d *DB) runPgGroups() {
 }
 
 // nextGroup takes the jobs held over and those queued, and returns a group of them in
-// which no two share a key; nil once the database closes.
+// which no two share a key, nor any with a running group; nil once the database closes.
 func (d *DB) nextGroup() []*pgJob {
 	b := &d.pg
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.held) == 0 {
-		select {
-		case j := <-b.jobs:
-			b.held = append(b.held, j)
-		case <-b.stop:
-			return nil
-		}
-	}
-	// Take what has queued, then let the goroutines about to queue run once.
-	for round := 0; round < 2; round++ {
-	more:
-		for len(b.held) < 4*maxBatch {
+	for {
+		if len(b.held) == 0 {
 			select {
 			case j := <-b.jobs:
 				b.held = append(b.held, j)
-			default:
-				break more
+			case <-b.stop:
+				return nil
 			}
 		}
-		if round == 0 && len(b.held) < minBatch {
-			runtime.Gosched()
+		// Take what has queued, then let the goroutines about to queue run once.
+		for round := 0; round < 2; round++ {
+		more:
+			for len(b.held) < 4*maxBatch {
+				select {
+				case j := <-b.jobs:
+					b.held = append(b.held, j)
+				default:
+					break more
+				}
+			}
+			if round == 0 && len(b.held) < minBatch {
+				runtime.Gosched()
+			}
 		}
+		var group, rest []*pgJob
+		for _, j := range b.held {
+			if len(group) >= maxBatch || slices.ContainsFunc(j.keys, func(k int64) bool { return b.busy[k] }) {
+				rest = append(rest, j) // clashes: first in a later group
+				continue
+			}
+			for _, k := range j.keys {
+				b.busy[k] = true
+			}
+			group = append(group, j)
+		}
+		b.held = rest
+		if len(group) > 0 {
+			return group
+		}
+		// Every job waits for a running group's keys: wait for it to end, or for more.
+		b.mu.Unlock()
+		select {
+		case <-b.freed:
+		case j := <-b.jobs:
+			b.mu.Lock()
+			b.held = append(b.held, j)
+			b.mu.Unlock()
+		case <-b.stop:
+			b.mu.Lock()
+			return nil
+		}
+		b.mu.Lock()
 	}
-	var group, rest []*pgJob
-	taken := map[int64]bool{}
-	for _, j := range b.held {
-		if len(group) >= maxBatch || slices.ContainsFunc(j.keys, func(k int64) bool { return taken[k] }) {
-			rest = append(rest, j) // clashes: first in the next group
-			continue
-		}
+}
+
+// release frees the keys of a group that has ended.
+func (b *pgBatcher) release(group []*pgJob) {
+	b.mu.Lock()
+	for _, j := range group {
 		for _, k := range j.keys {
-			taken[k] = true
+			delete(b.busy, k)
 		}
-		group = append(group, j)
 	}
-	b.held = rest
-	return group
+	b.mu.Unlock()
+	select {
+	case b.freed <- struct{}{}:
+	default:
+	}
 }
 
 // refuse answers the jobs not run when the database closes.
@@ -280,8 +319,6 @@ func (w *pgWriter) run(group []*pgJob) {
 		for _, j := range running {
 			st := <-j.stmts
 			if st == nil {
-				if j.err != nil {
-				}
 				failed = failed || j.err != nil
 				continue
 			}

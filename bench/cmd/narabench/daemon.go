@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -163,6 +164,39 @@ func procMem(pid int) (rss, hwm int64, err error) {
 }
 
 // selfCPU is this process's own CPU time (the load generator's share of the cores).
+// postgresCPU is the CPU time of every process named postgres on this machine: the
+// server's backends, writers and WAL writer (and any other user's of the same server).
+func postgresCPU() time.Duration {
+	procs, _ := filepath.Glob("/proc/[0-9]*/comm")
+	var sum time.Duration
+	for _, f := range procs {
+		if b, err := os.ReadFile(f); err != nil || strings.TrimSpace(string(b)) != "postgres" {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if err != nil {
+			continue
+		}
+		if c, err := procCPU(pid); err == nil {
+			sum += c
+		}
+	}
+	return sum
+}
+
+// cpuMark is the CPU used so far by this process (the load generator) and PostgreSQL's.
+type cpuMark struct{ self, server time.Duration }
+
+func markCPU() cpuMark { return cpuMark{selfCPU(), postgresCPU()} }
+
+// since sets p's load-generator and server CPU per operation since m.
+func (m cpuMark) since(p *phase) {
+	if p.Ops > 0 {
+		p.GenCPU = (selfCPU() - m.self) / time.Duration(p.Ops)
+		p.ServerCPU = (postgresCPU() - m.server) / time.Duration(p.Ops)
+	}
+}
+
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)

@@ -54,6 +54,7 @@ type settings struct {
 	command    string
 	note       string
 	keep       bool
+	sqlite     bool // run the SQLite block (false: PostgreSQL only)
 	tmp        string
 }
 
@@ -91,6 +92,7 @@ func mainErr(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&s.command, "command", "make bench", "the command shown in the report as reproducing it")
 	fs.StringVar(&s.note, "note", os.Getenv("BENCH_NOTE"), "a remark on the conditions of this run, shown in the report")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory, logs and databases")
+	fs.BoolVar(&s.sqlite, "sqlite", true, "run the SQLite block (false: PostgreSQL only, when working on its path)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -143,9 +145,11 @@ func mainErr(ctx context.Context, args []string, stdout io.Writer) error {
 	if s.sqliteOpts != "" {
 		opts = "?" + s.sqliteOpts
 	}
-	sq := runBackend(ctx, s, "SQLite", "sqlite:"+filepath.Join(s.tmp, "bench.db")+opts, "sqlite:"+filepath.Join(s.tmp, "raw.db")+opts,
-		s.long, &seq, logf)
-	rep.backends = append(rep.backends, sq)
+	if s.sqlite {
+		sq := runBackend(ctx, s, "SQLite", "sqlite:"+filepath.Join(s.tmp, "bench.db")+opts, "sqlite:"+filepath.Join(s.tmp, "raw.db")+opts,
+			s.long, &seq, logf)
+		rep.backends = append(rep.backends, sq)
+	}
 
 	switch dsn := strings.TrimSpace(s.pgDSN); {
 	case ctx.Err() != nil:

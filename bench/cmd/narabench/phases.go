@@ -35,6 +35,7 @@ type phase struct {
 	P999, Max   time.Duration
 	DaemonCPU   time.Duration // per successful operation; 0 when there is no daemon
 	GenCPU      time.Duration // the load generator's (this process's) CPU per operation
+	ServerCPU   time.Duration // PostgreSQL's processes' CPU per operation (shown for PostgreSQL only)
 	Errors      string
 }
 
@@ -75,15 +76,13 @@ func (l *loader) measure(ctx context.Context, name string, conc int, dur time.Du
 	if before != nil {
 		before()
 	}
-	cpu0 := l.cpu()
-	self0 := selfCPU()
+	cpu0, mark := l.cpu(), markCPU()
 	r := loadgen.Run(ctx, loadgen.Config{Concurrency: conc, Duration: dur, MaxOps: maxOps, Seed: 2}, op)
 	cpu1 := l.cpu()
-	self1 := selfCPU()
 	p := fromResult(name, r)
+	mark.since(&p)
 	if r.Ops > 0 {
 		p.DaemonCPU = (cpu1 - cpu0) / time.Duration(r.Ops)
-		p.GenCPU = (self1 - self0) / time.Duration(r.Ops)
 	}
 	l.logf("%-22s c=%-3d %8.0f/s  p50 %-9v p99 %-9v p99.9 %-9v daemon CPU %v/op  failed %d %s", name, conc, p.Rate,
 		round(p.P50), round(p.P99), round(p.P999), round(p.DaemonCPU), p.Failed, p.Errors)
@@ -296,12 +295,10 @@ func rawWrites(ctx context.Context, s *settings, dsn string, logf func(string, .
 	var out []phase
 	for _, c := range s.levels {
 		loadgen.Run(ctx, loadgen.Config{Concurrency: c, Duration: s.warm / 2, Seed: 1}, op)
-		self0 := selfCPU()
+		mark := markCPU()
 		r := loadgen.Run(ctx, loadgen.Config{Concurrency: c, Duration: s.rawDur, Seed: 2}, op)
 		p := fromResult(phRawTx, r)
-		if r.Ops > 0 {
-			p.GenCPU = (selfCPU() - self0) / time.Duration(r.Ops)
-		}
+		mark.since(&p)
 		logf("%-22s c=%-3d %8.0f/s  p50 %-9v p99 %-9v p99.9 %-9v failed %d %s", phRawTx, c, p.Rate,
 			round(p.P50), round(p.P99), round(p.P999), p.Failed, p.Errors)
 		out = append(out, p)
@@ -380,12 +377,10 @@ func groupCommit(ctx context.Context, s *settings, d *db.DB, accounts int) phase
 	}
 	c := level64(s.levels)
 	loadgen.Run(ctx, loadgen.Config{Concurrency: c, Duration: s.warm / 2, Seed: 1}, op)
-	self0 := selfCPU()
+	mark := markCPU()
 	r := loadgen.Run(ctx, loadgen.Config{Concurrency: c, Duration: s.rawDur, Seed: 2}, op)
 	p := fromResult(phRawGrp, r)
-	if r.Ops > 0 {
-		p.GenCPU = (selfCPU() - self0) / time.Duration(r.Ops)
-	}
+	mark.since(&p)
 	close(queue)
 	<-writerDone
 	return p

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -140,15 +141,19 @@ func (b *backendResult) rows() [][]string {
 		if p.Failed > 0 && p.Ops+p.Failed > 0 {
 			failed += fmt.Sprintf(" (%.1f%%)", 100*float64(p.Failed)/float64(p.Ops+p.Failed))
 		}
+		server := "–"
+		if b.Name == "PostgreSQL" {
+			server = dur(p.ServerCPU)
+		}
 		out = append(out, []string{p.Name, fmt.Sprint(p.Conc), fmt.Sprintf("%.0f", p.Rate), ratio(p.Rate, fRate),
 			dur(p.P50), dur(p.P99), dur(p.P999), ratio(float64(p.P99), fP99), dur(p.DaemonCPU),
-			ratio(float64(p.DaemonCPU), fCPU), vsRaw, dur(p.GenCPU), failed})
+			ratio(float64(p.DaemonCPU), fCPU), vsRaw, dur(p.GenCPU), server, failed})
 	}
 	return out
 }
 
 var header = []string{"phase", "clients", "ops/s", "÷ floor", "p50", "p99", "p99.9", "p99 ÷ floor",
-	"daemon CPU/op", "÷ floor", "÷ raw writes", "loadgen CPU/op", "failed"}
+	"daemon CPU/op", "÷ floor", "÷ raw writes", "loadgen CPU/op", "PostgreSQL CPU/op", "failed"}
 
 func (b *backendResult) facts() []string {
 	var f []string
@@ -206,10 +211,11 @@ type target struct {
 }
 
 func (r *report) targets() []target {
-	if len(r.backends) == 0 {
+	i := slices.IndexFunc(r.backends, func(b *backendResult) bool { return b.Name == "SQLite" })
+	if i < 0 {
 		return nil
 	}
-	b := r.backends[0]
+	b := r.backends[i]
 	c := level64(r.s.levels)
 	fl, pr, cy := find(b.Phases, phFloor, c), find(b.Phases, phPrepare, c), find(b.Phases, phCycle, c)
 	na := func(t target, why string) target { t.got, t.verdict = "–", why; return t }
@@ -363,7 +369,7 @@ func (r *report) markdown() string {
 	sb.WriteString("- **call cycle**: callPrepare then callFinish (length 0-600 s, 10% unanswered) of the same call; ops/s are calls a second, so two requests each.\n")
 	sb.WriteString("- **raw write tx**: the database alone, opened by package db with the daemon's own DSN settings, from the benchmark process: one transaction updating a balance and inserting a ledger-like row. callPrepare takes one write transaction, a call cycle two. **raw writes, group commit**: the same moves handed to one writer goroutine that commits whatever has queued (up to 256) in one transaction, at the targets' concurrency.\n")
 	sb.WriteString("- **÷ floor** columns are the phase's figure divided by the floor's at the same number of clients; **÷ raw writes** divides by the raw write transactions a second.\n")
-	sb.WriteString("- **daemon CPU/op**: utime + stime from /proc/PID/stat over the run, divided by the operations (10 ms ticks). **loadgen CPU/op**: the benchmark process's own, which shares the cores.\n\n")
+	sb.WriteString("- **daemon CPU/op**: utime + stime from /proc/PID/stat over the run, divided by the operations (10 ms ticks). **loadgen CPU/op**: the benchmark process's own, which shares the cores. **PostgreSQL CPU/op**: the same for every process named postgres on the machine (its backends, WAL writer and checkpointer, and any other user's of that server), so an upper bound on what the server spent.\n\n")
 
 	for _, b := range r.backends {
 		fmt.Fprintf(&sb, "## %s\n\n", b.Name)
