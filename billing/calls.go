@@ -438,7 +438,7 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 			id, err = tx.Insert(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination,
 				prior, amount, max_call_time, created_at, expires_at, quota, bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		} else {
-			_, err = tx.Exec(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
+			err = tx.ExecDeferred(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
 				amount, max_call_time, created_at, expires_at, quota, bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (uniqueid, prior, level) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
 				extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
@@ -674,9 +674,9 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		}
 		line = strings.TrimSuffix(fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route,
 			charged, x.fromSystem(cost).Format(4), x.user.Code, status), " ")
-		id, err := tx.Insert(ctx, `INSERT INTO call_log (user_id, account_id, username, extension, callerid, destination,
-			direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug, granted, over_grant,
-			created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, err := tx.InsertDeferred(ctx, "call_log", `INSERT INTO call_log (id, user_id, account_id, username, extension,
+			callerid, destination, direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug,
+			granted, over_grant, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.ID, u.AccountID, u.Username, p.extension(), cid, dest, direction, route, secs, billed, cost, status,
 			nullStr(uid), prior, did, line, debug+note, grant, boolInt(over), time.Now().Unix())
 		if err != nil {

@@ -35,7 +35,20 @@ func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kin
 // postAt is post with the row's time given: the scheduled work books at its clock's time
 // (Service.Now), so that a month's rent lands in the month it was charged for.
 func postAt(ctx context.Context, tx *db.Tx, at time.Time, account int64, amount money.Micro, kind, ref, comment string, by int64) error {
-	res, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + ? WHERE id = ?`, amount, account)
+	const update = `UPDATE accounts SET balance = balance + ? WHERE id = ?`
+	const insert = `INSERT INTO ledger (account_id, amount, balance, kind, ref, comment, user_id, created_at)
+		VALUES (?, ?, (SELECT balance FROM accounts WHERE id = ?), ?, ?, ?, ?, ?)`
+	row := []any{account, amount, account, kind, ref, comment, by, at.Unix()}
+	if tx.Grouped() {
+		// In a PostgreSQL group both writes go out with the group's next round or its
+		// COMMIT. A missing account fails the INSERT (no balance to read, and the foreign
+		// key), so the group, and the job run again alone answers as below.
+		if err := tx.ExecDeferred(ctx, update, amount, account); err != nil {
+			return err
+		}
+		return tx.ExecDeferred(ctx, insert, row...)
+	}
+	res, err := tx.Exec(ctx, update, amount, account)
 	if err != nil {
 		return err
 	}
@@ -44,9 +57,7 @@ func postAt(ctx context.Context, tx *db.Tx, at time.Time, account int64, amount 
 	} else if n == 0 {
 		return apierr.New(apierr.NotExist, "no account %d", account)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO ledger (account_id, amount, balance, kind, ref, comment, user_id, created_at)
-		VALUES (?, ?, (SELECT balance FROM accounts WHERE id = ?), ?, ?, ?, ?, ?)`,
-		account, amount, account, kind, ref, comment, by, at.Unix())
+	_, err = tx.Exec(ctx, insert, row...)
 	return err
 }
 

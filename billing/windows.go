@@ -159,13 +159,11 @@ func (w *callWindow) store(ctx context.Context, tx *db.Tx, s *Service, id int64,
 		where, args = ` WHERE uniqueid = ? AND prior = ?`, []any{uid, prior}
 	}
 	if w.covered == 0 {
-		_, err := tx.Exec(ctx, `UPDATE reservations SET win = 0`+where, args...)
-		return err
+		return tx.ExecDeferred(ctx, `UPDATE reservations SET win = 0`+where, args...)
 	}
-	_, err := tx.Exec(ctx, `UPDATE reservations SET channel = ?, sip_server = ?, win = ?, win_start = ?, covered = ?,
+	return tx.ExecDeferred(ctx, `UPDATE reservations SET channel = ?, sip_server = ?, win = ?, win_start = ?, covered = ?,
 		win_price = ?, watcher = ?`+where, append([]any{w.channel, w.server, w.w, w.start, w.covered, w.price,
 		s.runnerID()}, args...)...)
-	return err
 }
 
 // startWindows starts the extender (only with reservation_window set); stopWindows

@@ -161,7 +161,7 @@ func (d *DB) runBatch(jobs []*batchJob, savepoints bool) ([]error, error) {
 		return nil, err
 	}
 	ctx := context.Background() // a job's cancellation must not abort the others
-	tx := &Tx{tx: x, dialect: d.Dialect, epoch: b.epoch}
+	tx := &Tx{d: d, tx: x, dialect: d.Dialect, epoch: b.epoch}
 	abort := func(err error) ([]error, error) {
 		x.Rollback()
 		b.epoch++ // what the jobs kept in memory was never committed

@@ -41,6 +41,7 @@ type DB struct {
 	pg        pgBatcher // PostgreSQL's group commit
 	dsn       string
 	writes    atomic.Uint64 // see Writes
+	ids       idBlocks      // PostgreSQL: ids handed out by InsertDeferred
 }
 
 // Writes counts the statements and transactions that may have written through d, but
@@ -186,6 +187,7 @@ func (q dbq) Dialect() Dialect { return q.d.Dialect }
 // Tx is a transaction; private store helpers take it so a debit, its ledger row and its
 // log record commit together.
 type Tx struct {
+	d       *DB
 	tx      *sqlx.Tx
 	dialect Dialect
 	epoch   uint64
@@ -220,6 +222,24 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	r, err := t.tx.ExecContext(ctx, t.tx.Rebind(query), args...)
 	return r, Translate(err)
 }
+
+// ExecDeferred is Exec for a write whose result fn does not read. In a PostgreSQL group
+// (InTxBatch) it goes out with the group's next round, or with its COMMIT, instead of
+// taking a round trip of its own, and returns nil at once: should it fail, the group
+// fails and the job runs again alone, where ExecDeferred is Exec and its error is
+// returned. So fn must not act on the write having succeeded, beyond the transaction.
+func (t *Tx) ExecDeferred(ctx context.Context, query string, args ...any) error {
+	if t.pipe != nil {
+		t.pipe.deferred(query, args)
+		return nil
+	}
+	_, err := t.Exec(ctx, query, args...)
+	return err
+}
+
+// Grouped reports whether t is a job of a PostgreSQL group (InTxBatch), where
+// ExecDeferred saves a round trip.
+func (t *Tx) Grouped() bool { return t.pipe != nil }
 
 // Stmt is a statement prepared inside a transaction, for a bulk write that runs the
 // same statement many times (an import's full batches): preparing once saves parsing
@@ -300,7 +320,7 @@ func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return Translate(err)
 	}
-	if err := fn(&Tx{tx: x, dialect: d.Dialect}); err != nil {
+	if err := fn(&Tx{d: d, tx: x, dialect: d.Dialect}); err != nil {
 		x.Rollback()
 		return err
 	}

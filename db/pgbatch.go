@@ -74,12 +74,13 @@ type pgJob struct {
 }
 
 type pipeStmt struct {
-	query string
-	args  []any
-	dest  any // Get or Select: where the rows go; nil: Exec
-	get   bool
-	res   chan error
-	tag   pgconn.CommandTag
+	query    string
+	args     []any
+	dest     any // Get or Select: where the rows go; nil: Exec
+	get      bool
+	deferred bool // ExecDeferred: the job goes on without its result
+	res      chan error
+	tag      pgconn.CommandTag
 }
 
 // SetBatchLock sets the statement that locks a group's keys on PostgreSQL, written with
@@ -308,30 +309,39 @@ func (w *pgWriter) run(group []*pgJob) {
 	var keys []int64
 	for _, j := range live {
 		keys = append(keys, j.keys...)
-		j.start <- &Tx{dialect: Postgres, pipe: j}
+		j.start <- &Tx{d: w.d, dialect: Postgres, pipe: j}
 	}
 	slices.Sort(keys)
 	failed, begun := false, false
 	running := live
-	for len(running) > 0 {
+	for len(running) > 0 && !failed {
+		// Each job still running gives its deferred statements, then the one whose result
+		// it waits for, or returns (nil).
 		var stmts []*pipeStmt
 		next := running[:0:0]
 		for _, j := range running {
-			st := <-j.stmts
-			if st == nil {
-				failed = failed || j.err != nil
-				continue
-			}
-			if failed {
-				st.res <- errGroupAborted
-			} else {
+			for {
+				st := <-j.stmts
+				if st == nil {
+					failed = failed || j.err != nil
+					break
+				}
 				stmts = append(stmts, st)
+				if !st.deferred {
+					next = append(next, j)
+					break
+				}
 			}
-			next = append(next, j)
 		}
 		running = next
-		if len(stmts) == 0 {
-			continue
+		if failed {
+			abort(stmts)
+			break
+		}
+		// Once every job has returned, the last round carries COMMIT: one round trip less.
+		commit := len(running) == 0
+		if len(stmts) == 0 && !begun {
+			break // no statement at all: nothing to commit
 		}
 		b := &pgx.Batch{}
 		if !begun {
@@ -343,11 +353,14 @@ func (w *pgWriter) run(group []*pgJob) {
 		for _, st := range stmts {
 			b.Queue(st.query, st.args...)
 		}
+		if commit {
+			b.Queue("COMMIT")
+		}
 		// A round that hangs (a primary gone without a word) gives up: the group runs
 		// again, job by job, on the pool, which finds the new primary.
 		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
 		br := w.conn.SendBatch(rctx, b)
-		var err error
+		var err error // the round's first error
 		if !begun {
 			_, err = br.Exec()
 			if err == nil && len(keys) > 0 && w.d.pg.lock != "" {
@@ -355,56 +368,79 @@ func (w *pgWriter) run(group []*pgJob) {
 			}
 			begun = true
 		}
-		for _, st := range stmts {
-			if err != nil || failed {
-				st.res <- errGroupAborted
-				continue
+		for i, st := range stmts {
+			if err != nil {
+				abort(stmts[i:])
+				break
 			}
-			if e := st.run(br); e != nil {
-				failed = true
-				st.res <- Translate(e)
-				continue
-			}
-			st.res <- nil
+			err = st.run(br)
+			st.res <- Translate(err)
 		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
+		committed := false
+		if commit && err == nil {
+			_, err = br.Exec()
+			committed = err == nil
+		}
+		if cerr := br.Close(); err == nil && cerr != nil {
+			if committed {
+				w.close() // committed: its answer was read; only the connection is in doubt
+			} else {
+				err = cerr
+			}
 		}
 		cancel()
+		var pe *pgconn.PgError
+		switch {
+		case committed:
+			w.d.batch.commits.Add(1)
+			w.d.batch.jobsRun.Add(uint64(len(live)))
+			for _, j := range live {
+				j.done <- nil
+			}
+			return
+		case commit && err != nil && !errors.As(err, &pe) && !pgconn.SafeToRetry(err):
+			// COMMIT went out and no answer came back: whether it committed is unknown.
+			// (A server's error means it did not: after an error it skips the rest of
+			// the round, COMMIT too.) The callers learn of the error, as with InTx, and
+			// nothing runs again.
+			w.close()
+			for _, j := range live {
+				j.done <- Translate(err)
+			}
+			return
+		}
 		if err != nil {
 			failed = true
 		}
 	}
-	if !begun {
+	if !failed {
 		for _, j := range live {
-			j.done <- j.err // no statement: nothing to commit
+			j.done <- nil // no statement: nothing to commit
 		}
 		return
 	}
-	if failed {
+	// Jobs still running wait for their next statement's answer: abort them.
+	for _, j := range running {
+		for st := <-j.stmts; st != nil; st = <-j.stmts {
+			abort([]*pipeStmt{st})
+		}
+	}
+	if begun {
 		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
 		if _, err := w.conn.Exec(rctx, "ROLLBACK"); err != nil {
 			w.close()
 		}
 		cancel()
-		for _, j := range live {
-			j.done <- errAlone
-		}
-		return
-	}
-	w.d.batch.commits.Add(1)
-	w.d.batch.jobsRun.Add(uint64(len(live)))
-	cctx, cancel := context.WithTimeout(ctx, roundTimeout)
-	_, err := w.conn.Exec(cctx, "COMMIT")
-	cancel()
-	if err != nil {
-		// Whether it committed is unknown when the connection failed during COMMIT:
-		// the callers learn of the error, as with InTx, and nothing runs again.
-		w.close()
-		err = Translate(err)
 	}
 	for _, j := range live {
-		j.done <- err
+		j.done <- errAlone
+	}
+}
+
+// abort answers statements of a group that has failed.
+func abort(stmts []*pipeStmt) {
+	for _, st := range stmts {
+		st.res <- errGroupAborted
 	}
 }
 
@@ -454,6 +490,12 @@ func scanRows(rows pgx.Rows, dest any) error {
 		sl.Set(reflect.Append(sl, v.Elem()))
 	}
 	return rows.Err()
+}
+
+// deferred sends a statement of the job to its group's next round without waiting for
+// its result: a failure fails the group.
+func (j *pgJob) deferred(query string, args []any) {
+	j.stmts <- &pipeStmt{query: sqlx.Rebind(sqlx.DOLLAR, query), args: args, deferred: true, res: make(chan error, 1)}
 }
 
 // query sends a statement of the job to its group's next round and waits for its result.

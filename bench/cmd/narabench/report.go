@@ -298,6 +298,37 @@ func (r *report) targets() []target {
 	return ts
 }
 
+// pgTargets are issue 12's targets, checked on PostgreSQL at 64 clients with one daemon.
+func (r *report) pgTargets() []target {
+	i := slices.IndexFunc(r.backends, func(b *backendResult) bool { return b.Name == "PostgreSQL" })
+	if i < 0 {
+		return nil
+	}
+	b := r.backends[i]
+	c := level64(r.s.levels)
+	fl, pr, cy := find(b.Phases, phFloor, c), find(b.Phases, phPrepare, c), find(b.Phases, phCycle, c)
+	var ts []target
+	add := func(t target, p *phase, val func(p, fl *phase) (string, bool)) {
+		if p == nil || p.Ops == 0 || fl == nil || fl.Rate == 0 {
+			t.got, t.verdict = "–", "not available"
+		} else {
+			got, ok := val(p, fl)
+			t.got, t.verdict = got, map[bool]string{true: "met", false: "**missed**"}[ok]
+		}
+		ts = append(ts, t)
+	}
+	add(target{what: "callPrepare ÷ floor requests/s", goal: "≥ 50%"}, pr,
+		func(p, fl *phase) (string, bool) { return pct(p.Rate, fl.Rate), p.Rate >= fl.Rate/2 })
+	add(target{what: "call cycles ÷ floor requests/s", goal: "≥ 25%"}, cy,
+		func(p, fl *phase) (string, bool) { return pct(p.Rate, fl.Rate), p.Rate >= fl.Rate/4 })
+	add(target{what: "callPrepare p99 ÷ floor's p99", goal: "≤ 3×"}, pr, func(p, fl *phase) (string, bool) {
+		return fmt.Sprintf("%.2f× (%s)", float64(p.P99)/float64(fl.P99), dur(p.P99)), p.P99 <= 3*fl.P99
+	})
+	add(target{what: "callPrepare a second", goal: "≥ 13,600 (2 × the peer's)", peer: "≈ 6,800"}, pr,
+		func(p, fl *phase) (string, bool) { return fmt.Sprintf("%.0f", p.Rate), p.Rate >= 13600 })
+	return ts
+}
+
 func (r *report) mode() string {
 	if r.s.quick {
 		return "quick (BENCH_QUICK=1: scaled-down data set, short runs)"
@@ -336,9 +367,17 @@ func (r *report) terminal(w io.Writer) {
 	if r.pgSkipped != "" {
 		fmt.Fprintf(w, "\n== PostgreSQL: skipped: %s\n", r.pgSkipped)
 	}
-	fmt.Fprintf(w, "\nTargets (SQLite, %d clients):\n", level64(r.s.levels))
-	for _, t := range r.targets() {
-		fmt.Fprintf(w, "  %-42s %-26s %-32s %s\n", t.what, t.goal, t.got, t.verdict)
+	for _, set := range []struct {
+		name string
+		ts   []target
+	}{{"SQLite", r.targets()}, {"PostgreSQL, one daemon", r.pgTargets()}} {
+		if len(set.ts) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nTargets (%s, %d clients):\n", set.name, level64(r.s.levels))
+		for _, t := range set.ts {
+			fmt.Fprintf(w, "  %-42s %-26s %-32s %s\n", t.what, t.goal, t.got, t.verdict)
+		}
 	}
 }
 
@@ -393,18 +432,26 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&sb, "## PostgreSQL\n\nSkipped: %s.\n\n", r.pgSkipped)
 	}
 
-	fmt.Fprintf(&sb, "## Targets (issue 4), SQLite at %d clients\n\n", level64(r.s.levels))
-	sb.WriteString("The peer is the best-known open-source Go real-time charging engine, measured by its authors on the same kind of 2-core machine with its load generator sharing the cores.\n\n")
-	sb.WriteString(mdRow([]string{"target", "goal", "peer", "measured", "verdict"}))
-	sb.WriteString(mdRow([]string{"---", "---", "---", "---", "---"}))
-	for _, t := range r.targets() {
-		peer := t.peer
-		if peer == "" {
-			peer = "–"
+	for _, set := range []struct {
+		title string
+		ts    []target
+	}{{"Targets (issue 4), SQLite", r.targets()}, {"Targets (issue 12), PostgreSQL, one daemon", r.pgTargets()}} {
+		if len(set.ts) == 0 {
+			continue
 		}
-		sb.WriteString(mdRow([]string{t.what, t.goal, peer, t.got, t.verdict}))
+		fmt.Fprintf(&sb, "## %s at %d clients\n\n", set.title, level64(r.s.levels))
+		sb.WriteString("The peer is the best-known open-source Go real-time charging engine, measured by its authors on the same kind of 2-core machine with its load generator sharing the cores.\n\n")
+		sb.WriteString(mdRow([]string{"target", "goal", "peer", "measured", "verdict"}))
+		sb.WriteString(mdRow([]string{"---", "---", "---", "---", "---"}))
+		for _, t := range set.ts {
+			peer := t.peer
+			if peer == "" {
+				peer = "–"
+			}
+			sb.WriteString(mdRow([]string{t.what, t.goal, peer, t.got, t.verdict}))
+		}
+		sb.WriteString("\n")
 	}
-	sb.WriteString("\n")
 	if notes, err := os.ReadFile(r.s.notes); err == nil {
 		sb.WriteString(strings.TrimSpace(string(notes)) + "\n")
 	}
