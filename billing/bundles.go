@@ -14,7 +14,7 @@ import (
 )
 
 // bundleMethods declares the methods whose handlers are in this file: bundles of minutes
-// on tariff options (not in the reference; docs/RATING.md "Bundles").
+// and SMS on tariff options (not in the reference; docs/RATING.md "Bundles").
 func (s *Service) bundleMethods() []Method {
 	return []Method{
 		method("setBundle", 22, s.setBundle, "rates:int!", "minutes:int=0", "sms:int=0", "fee:money=0").
