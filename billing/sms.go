@@ -192,8 +192,8 @@ func (s *Service) smsRoutes(ctx context.Context, u *User, to string) ([]smsRoute
 	return nil, 0, apierr.New(apierr.Unroutable, "no SMS route for %s (%s)", to, dir.Name)
 }
 
-// sendSMS(1) sends a message through the SMS routes of the user's tariff and answers the
-// message's id (for deliveryReport).
+// sendSMS(1) sends a message through the SMS routes of the user's tariff (or of a tariff
+// option, whose bundle may carry it) and answers the message's id (for deliveryReport).
 func (s *Service) sendSMS(r *Request) (any, error) { return s.sendMessage(r, "send", "out", KindSMS) }
 
 // sendVoiceMessage(1) has a carrier call the number and speak text (or play the audio at
