@@ -14,42 +14,54 @@ import (
 )
 
 // bundleMethods declares the methods whose handlers are in this file: bundles of minutes
-// on tariff options (not in the reference; docs/RATING.md "Bundles").
+// and SMS on tariff options (not in the reference; docs/RATING.md "Bundles").
 func (s *Service) bundleMethods() []Method {
 	return []Method{
-		method("setBundle", 22, s.setBundle, "rates:int!", "minutes:int!", "fee:money=0").
-			Doc("give a tariff option a monthly quota of minutes for a monthly fee (not in the reference)", "true"),
+		method("setBundle", 22, s.setBundle, "rates:int!", "minutes:int=0", "sms:int=0", "fee:money=0").
+			Doc("give a tariff option a monthly quota of minutes and/or SMS (at least one) for a monthly fee (not in the reference)", "true"),
 		method("deleteBundle", 22, s.deleteBundle, "rates:int!").
 			Doc("take the bundle off a tariff option; months already paid stay usable (not in the reference)", "true"),
 		method("getBundles", 1, s.getBundles).
-			Doc("the user's bundles this month: quota, used, held by open calls, remaining (not in the reference)",
-				"[{rates, name, minutes, fee, period, paid, quota, used, held, remaining}] (seconds)"),
+			Doc("the user's bundles this month: quota, used, held by open calls, remaining; the same for SMS (not in the reference)",
+				"[{rates, name, minutes, sms, fee, period, paid, quota, used, held, remaining, sms_quota, sms_used, sms_held, sms_remaining}] (seconds; messages)"),
 	}
 }
 
 // Bundles (docs/RATING.md): a tariff option with a row in bundles gives each user who has
-// it on a SIP account (sip_rates_options) a quota of seconds per calendar month (UTC) for
-// a monthly fee. The maintenance step charges the fee, once per user and month, and writes
+// it on a SIP account (sip_rates_options) a quota of seconds and/or of SMS per calendar
+// month (UTC) for a monthly fee. The maintenance step charges the fee, once per user and month, and writes
 // the month's bundle_usage row: a month without a row (not yet charged, or not paid) has
 // no quota. A call rated through the option spends the quota before money: callPrepare
 // grants the remaining quota plus what money buys past it, and holds the quota part on the
 // call's reservation (reservations.quota, counted like its amount: released by callFinish,
 // worthless once expired); callFinish takes the seconds from the quota and prices the rest
 // as a call of that length. Everything runs under the account's lock (the call path's
-// InTxBatch), so concurrent calls never hold or spend more than the quota.
+// InTxBatch), so concurrent calls never hold or spend more than the quota. Messages:
+// see "SMS quotas" below.
 
 // maxBundleMinutes bounds a bundle: a month has 44 640 minutes.
 const maxBundleMinutes = 44_640
 
+// maxBundleSMS bounds a bundle's messages per month: a retail package, not bulk sending
+// (about one message every 26 s, day and night).
+const maxBundleSMS = 100_000
+
 // bundlePeriod is the calendar month (UTC) of t: the bundle's period.
 func bundlePeriod(t time.Time) string { return t.UTC().Format("2006-01") }
 
-// setBundle(22) puts a bundle on a tariff option the caller owns: minutes per month, and
-// the monthly fee (system currency). Changing it applies from the next month charged.
+// setBundle(22) puts a bundle on a tariff option the caller owns: minutes and messages
+// per month (either may be 0, not both), and the monthly fee (system currency). Changing
+// it applies from the next month charged.
 func (s *Service) setBundle(r *Request) (any, error) {
-	minutes, fee := r.Int("minutes"), r.Money("fee")
-	if minutes < 1 || minutes > maxBundleMinutes {
-		return nil, apierr.New(apierr.InvalidArgument, "minutes: want 1 to %d", maxBundleMinutes)
+	minutes, sms, fee := r.Int("minutes"), r.Int("sms"), r.Money("fee")
+	if minutes < 0 || minutes > maxBundleMinutes {
+		return nil, apierr.New(apierr.InvalidArgument, "minutes: want 0 to %d", maxBundleMinutes)
+	}
+	if sms < 0 || sms > maxBundleSMS {
+		return nil, apierr.New(apierr.InvalidArgument, "sms: want 0 to %d", maxBundleSMS)
+	}
+	if minutes == 0 && sms == 0 {
+		return nil, apierr.New(apierr.InvalidArgument, "minutes, sms: want a quota of at least one minute or one message")
 	}
 	if fee < 0 { // the binder has checked it is an amount
 		return nil, apierr.New(apierr.InvalidArgument, "fee: want an amount of 0 or more")
@@ -62,8 +74,9 @@ func (s *Service) setBundle(r *Request) (any, error) {
 		if t.IsOption == 0 {
 			return apierr.New(apierr.InvalidArgument, "rates: tariff %d is not an option", t.ID)
 		}
-		_, err = tx.Exec(r.ctx, `INSERT INTO bundles (rates_id, minutes, fee) VALUES (?, ?, ?)
-			ON CONFLICT (rates_id) DO UPDATE SET minutes = excluded.minutes, fee = excluded.fee`, t.ID, minutes, fee)
+		_, err = tx.Exec(r.ctx, `INSERT INTO bundles (rates_id, minutes, sms, fee) VALUES (?, ?, ?, ?)
+			ON CONFLICT (rates_id) DO UPDATE SET minutes = excluded.minutes, sms = excluded.sms, fee = excluded.fee`,
+			t.ID, minutes, sms, fee)
 		return err
 	})
 }
@@ -92,6 +105,7 @@ type bundleView struct {
 	Rates     int64  `json:"rates"`
 	Name      string `json:"name"`
 	Minutes   int    `json:"minutes"`
+	SMS       int    `json:"sms"`
 	Fee       string `json:"fee"`
 	Period    string `json:"period"`
 	Paid      bool   `json:"paid"` // this month's fee is charged: the quota is there
@@ -99,6 +113,11 @@ type bundleView struct {
 	Used      int    `json:"used"`
 	Held      int    `json:"held"` // by open calls
 	Remaining int    `json:"remaining"`
+
+	SMSQuota     int `json:"sms_quota"`
+	SMSUsed      int `json:"sms_used"`
+	SMSHeld      int `json:"sms_held"` // by messages whose carrier has not answered yet
+	SMSRemaining int `json:"sms_remaining"`
 }
 
 // getBundles(1) lists the bundles of the options on the user's SIP accounts, this month.
@@ -118,25 +137,33 @@ func (s *Service) getBundles(r *Request) (any, error) {
 		var rows []struct {
 			Name    string        `db:"name"`
 			Minutes int           `db:"minutes"`
+			SMS     int           `db:"sms"`
 			Fee     money.Micro   `db:"fee"`
 			Quota   sql.NullInt64 `db:"quota"`
 			Used    sql.NullInt64 `db:"used"`
 			Row     sql.NullInt64 `db:"paid_row"`
 			Held    int           `db:"held"`
+			SQuota  sql.NullInt64 `db:"sms_quota"`
+			SUsed   sql.NullInt64 `db:"sms_used"`
+			SHeld   int           `db:"sms_held"`
 		}
-		err := q.Select(ctx, &rows, `SELECT t.name, b.minutes, b.fee, u.quota, u.used,
+		now := time.Now().Unix()
+		err := q.Select(ctx, &rows, `SELECT t.name, b.minutes, b.sms, b.fee, u.quota, u.used, u.sms_quota, u.sms_used,
 			u.user_id AS paid_row, COALESCE((SELECT SUM(r.quota) FROM reservations r WHERE r.user_id = ? AND r.bundle = t.id
-			AND r.expires_at >= ?), 0) AS held
+			AND r.expires_at >= ?), 0) AS held,
+			(SELECT COUNT(*) FROM sms_holds h WHERE h.user_id = ? AND h.rates_id = t.id AND h.period = ? AND h.expires_at >= ?) AS sms_held
 			FROM rates t JOIN bundles b ON b.rates_id = t.id
 			LEFT JOIN bundle_usage u ON u.rates_id = t.id AND u.user_id = ? AND u.period = ?
-			WHERE t.id = ?`, u.ID, time.Now().Unix(), u.ID, period, id)
+			WHERE t.id = ?`, u.ID, now, u.ID, period, now, u.ID, period, id)
 		if err != nil {
 			return nil, err
 		}
 		for _, b := range rows {
-			v := bundleView{Rates: id, Name: b.Name, Minutes: b.Minutes, Fee: b.Fee.String(), Period: period,
-				Paid: b.Row.Valid, Quota: int(b.Quota.Int64), Used: int(b.Used.Int64), Held: b.Held}
+			v := bundleView{Rates: id, Name: b.Name, Minutes: b.Minutes, SMS: b.SMS, Fee: b.Fee.String(), Period: period,
+				Paid: b.Row.Valid, Quota: int(b.Quota.Int64), Used: int(b.Used.Int64), Held: b.Held,
+				SMSQuota: int(b.SQuota.Int64), SMSUsed: int(b.SUsed.Int64), SMSHeld: b.SHeld}
 			v.Remaining = max(0, v.Quota-v.Used-v.Held)
+			v.SMSRemaining = max(0, v.SMSQuota-v.SMSUsed-v.SMSHeld)
 			out = append(out, v)
 		}
 	}
@@ -164,8 +191,8 @@ func userOptions(ctx context.Context, q db.Queryer, userID int64) ([]int64, erro
 
 // chargeBundles is the maintenance step: for this month (of now), every user with a
 // bundle's option on a SIP account, and no bundle_usage row yet, is charged the fee
-// (a ledger row of kind bundle) and gets the month's quota, in one transaction under the
-// account's lock. The row's primary key makes it once per month, whatever the runs. A user
+// (a ledger row of kind bundle) and gets the month's quota of seconds and messages, in one
+// transaction under the account's lock: one row and one fee whatever the bundle holds. The row's primary key makes it once per month, whatever the runs. A user
 // who cannot pay (balance + overdraft − open reservations below the fee) gets no quota;
 // the next run tries again. Months missed entirely are not charged afterwards: a quota is
 // only worth something within its month.
@@ -174,9 +201,10 @@ func (s *Service) chargeBundles(ctx context.Context, now time.Time, by int64, re
 	var bundles []struct {
 		ID      int64       `db:"rates_id"`
 		Minutes int         `db:"minutes"`
+		SMS     int         `db:"sms"`
 		Fee     money.Micro `db:"fee"`
 	}
-	if err := q.Select(ctx, &bundles, `SELECT rates_id, minutes, fee FROM bundles ORDER BY rates_id`); err != nil {
+	if err := q.Select(ctx, &bundles, `SELECT rates_id, minutes, sms, fee FROM bundles ORDER BY rates_id`); err != nil {
 		return err
 	}
 	if len(bundles) == 0 {
@@ -219,8 +247,9 @@ func (s *Service) chargeBundles(ctx context.Context, now time.Time, by int64, re
 					rep.BundlesUnpaid++
 					return nil
 				}
-				if _, err := tx.Exec(ctx, `INSERT INTO bundle_usage (user_id, rates_id, period, account_id, quota, used, fee, created_at)
-					VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, e.UserID, b.ID, period, e.Account, b.Minutes*60, b.Fee, now.Unix()); err != nil {
+				if _, err := tx.Exec(ctx, `INSERT INTO bundle_usage (user_id, rates_id, period, account_id, quota, used,
+					sms_quota, sms_used, fee, created_at) VALUES (?, ?, ?, ?, ?, 0, ?, 0, ?, ?)`,
+					e.UserID, b.ID, period, e.Account, b.Minutes*60, b.SMS, b.Fee, now.Unix()); err != nil {
 					return err
 				}
 				rep.Bundles++
@@ -328,4 +357,101 @@ func (s *Service) bundleFinish(ctx context.Context, tx *db.Tx, user int64, q rat
 	}
 	_, cost = bundleSplit(q.Price, charged, used)
 	return cost, fmt.Sprintf(" bundle=%d quota_seconds=%d", q.Tariff.ID, used), nil
+}
+
+// SMS quotas. A message sendSMS sends through a tariff option (smsRoutes: the first
+// option on the user's SIP accounts with SMS routes for the destination) spends one
+// message of that option's bundle this month instead of money. One message, whatever its
+// length: sendSMS prices a message, not its parts, and the quota counts what is priced.
+// A carrier may take seconds to answer and sendSMS holds no lock meanwhile, so the message
+// is claimed before the carrier is asked: a row in sms_holds, written under the account's
+// lock only while quota − used − the live holds leaves one. Once a carrier has taken the
+// message, storeSent deletes the hold and takes one message from the quota in the
+// transaction that stores the message, under the lock; when no carrier took it the hold is
+// deleted. So concurrent messages of a user never hold or spend more than the quota, and a
+// message is paid once: by the quota or by money. A hold lives smsHoldTime (a daemon
+// stopped mid-request leaves one); a message taken after its hold expired uses the quota
+// if one is still left, else it is charged money as every sent message is.
+
+// smsHoldTime bounds a hold: far above a carrier's answer (Kannel's 10 s, a Lua
+// handler's lua_timeout) times a few failover routes.
+const smsHoldTime = 10 * time.Minute
+
+// smsClaim is one message of a bundle held while the carriers answer.
+type smsClaim struct {
+	hold, user, rates int64
+	period            string
+}
+
+// claimSMS holds one message of the bundle of option rates for u this month; nil when
+// none is left (no bundle with messages, the month not paid, or the quota spent).
+func (s *Service) claimSMS(ctx context.Context, u *User, rates int64) (*smsClaim, error) {
+	period := bundlePeriod(s.now())
+	var quota []int
+	// Most options carry no messages: find out without taking the lock.
+	err := s.DB.Q().Select(ctx, &quota, `SELECT sms_quota FROM bundle_usage WHERE user_id = ? AND rates_id = ? AND period = ?`,
+		u.ID, rates, period)
+	if err != nil || len(quota) == 0 || quota[0] == 0 {
+		return nil, err
+	}
+	var c *smsClaim
+	err = s.DB.InTx(ctx, func(tx *db.Tx) error {
+		c = nil
+		if _, err := lockAccounts(ctx, tx, u.AccountID); err != nil {
+			return err
+		}
+		now := time.Now().Unix()
+		if _, err := tx.Exec(ctx, `DELETE FROM sms_holds WHERE user_id = ? AND expires_at < ?`, u.ID, now); err != nil {
+			return err
+		}
+		left, err := smsLeft(ctx, tx, u.ID, rates, period, now)
+		if err != nil || left == 0 {
+			return err
+		}
+		id, err := tx.Insert(ctx, `INSERT INTO sms_holds (user_id, rates_id, period, expires_at) VALUES (?, ?, ?, ?)`,
+			u.ID, rates, period, now+int64(smsHoldTime/time.Second))
+		if err != nil {
+			return err
+		}
+		c = &smsClaim{hold: id, user: u.ID, rates: rates, period: period}
+		return nil
+	})
+	return c, err
+}
+
+// smsLeft is the messages of a month's bundle still free: quota − used − live holds.
+// Zero without a paid month.
+func smsLeft(ctx context.Context, tx *db.Tx, user, rates int64, period string, now int64) (int, error) {
+	var left []int
+	err := tx.Select(ctx, &left, `SELECT b.sms_quota - b.sms_used - (SELECT COUNT(*) FROM sms_holds h
+		WHERE h.user_id = b.user_id AND h.rates_id = b.rates_id AND h.period = b.period AND h.expires_at >= ?)
+		FROM bundle_usage b WHERE b.user_id = ? AND b.rates_id = ? AND b.period = ?`, now, user, rates, period)
+	if err != nil || len(left) == 0 {
+		return 0, err
+	}
+	return max(0, left[0]), nil
+}
+
+// spend is storeSent's part for a claimed message a carrier took, in tx under the
+// account's lock: the hold goes and one message of the quota is used, if one is left
+// (always while the hold was live). false: none left, the message costs money.
+func (c *smsClaim) spend(ctx context.Context, tx *db.Tx) (bool, error) {
+	if _, err := tx.Exec(ctx, `DELETE FROM sms_holds WHERE id = ?`, c.hold); err != nil {
+		return false, err
+	}
+	left, err := smsLeft(ctx, tx, c.user, c.rates, c.period, time.Now().Unix())
+	if err != nil || left == 0 {
+		return false, err
+	}
+	_, err = tx.Exec(ctx, `UPDATE bundle_usage SET sms_used = sms_used + 1 WHERE user_id = ? AND rates_id = ? AND period = ?`,
+		c.user, c.rates, c.period)
+	return err == nil, err
+}
+
+// releaseSMS gives a claimed message back: no carrier took it, or it was not stored.
+func (s *Service) releaseSMS(ctx context.Context, c *smsClaim) {
+	// The request may be gone (its client hung up); the hold must go all the same.
+	if _, err := s.DB.Q().Exec(context.WithoutCancel(ctx), `DELETE FROM sms_holds WHERE id = ?`, c.hold); err != nil {
+		s.Log.Warn("sms: quota hold not released, it expires by itself", "hold", c.hold, "err", err)
+	}
 }

@@ -226,8 +226,8 @@ func (s *Service) runMaintenance(ctx context.Context, ranBy string, by int64) (*
 //     rule: their credit is their overdraft.
 //   - Marks unpaid invoices whose valid_thru has passed as expired (status 3); a late
 //     confirmation from the payment provider still credits them (finishInvoice).
-//   - Charges the monthly fee of bundles of minutes on tariff options and opens the
-//     month's quota, once per user and month (bundles.go).
+//   - Charges the monthly fee of bundles of minutes and SMS on tariff options and opens the
+//     month's quotas, once per user and month (bundles.go).
 //   - Issues the monthly invoice of every postpaid account charged last month (postpaid.go).
 //   - Queues the notices of §8: low balance and DID expiry (mail.go).
 //

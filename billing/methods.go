@@ -15,7 +15,7 @@ func (s *Service) declareMethods() {
 		s.periodMethods(),      // periods.go: Directions and tarification (rates by period)
 		s.billTypeMethods(),    // billtypes.go: Directions and tarification
 		s.callMethods(),        // calls.go: Call processing, resolveDirection
-		s.bundleMethods(),      // bundles.go: bundles of minutes on tariff options
+		s.bundleMethods(),      // bundles.go: bundles of minutes and SMS on tariff options
 		s.textBalanceMethods(), // textbalance.go: getTextBalance
 		s.asteriskMethods(),    // asterisk_methods.go: callbacks, bans, dialplans through AMI
 		s.scriptMethods(),      // scripts.go: createTTS

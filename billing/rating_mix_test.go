@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/narayana/narayanad/apierr"
 	"github.com/narayana/narayanad/money"
 )
 
@@ -50,10 +51,11 @@ func (p mixPrice) charge(start time.Time, length int) int64 {
 // a bundle option with a quota; concurrent callPrepares to the bundle's and to the
 // tariff's directions, finishes of prepared calls (within the grant and in its slack) and
 // of calls never prepared, top-ups, and maintenance runs while the clock (Service.Now)
-// crosses the night's end, midnight and the month. After every step every balance equals
-// its ledger and no quota is held or used beyond itself; every call costs the user and
-// the reseller what an independent per-second model says; at the end the ledger's call
-// rows and the quotas used add up to the model's sums.
+// crosses the night's end, midnight and the month; with every top-up an SMS to the UK,
+// which the bundle's quota of messages carries before money. After every step every
+// balance equals its ledger and no quota is held or used beyond itself; every call and
+// message costs the user and the reseller what an independent model says; at the end the
+// ledger's call and SMS rows and the quotas used add up to the model's sums.
 func TestRatingMix(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		s := seedCalls(t, e)
@@ -88,10 +90,13 @@ func TestRatingMix(t *testing.T) {
 		e.ok(e.do(e.web, "addRatePeriod", admin("rates", wholesale, "name", "night", "days", "sun-sat", "start", "00:00", "end", "06:00")))
 		e.ok(e.do(e.web, "updateDirectionPeriod", admin("rates", wholesale, "direction", "2", "period", "night", "cost", "0.03")))
 		e.ok(e.do(e.web, "updateDirectionPeriod", admin("rates", wholesale, "direction", "3", "period", "night", "cost", "0.002")))
-		// The UK option (0.01/min by the second) with a bundle of 4 minutes for 0.10.
+		// The UK option (0.01/min by the second, SMS 0.02) with a bundle of 4 minutes and 3
+		// messages for 0.10.
+		smsBundleSeed(t, e, s)
+		startSMSCarrier(t, e)
 		opt := strconv.FormatInt(s.option.ID, 10)
 		e.ok(e.do(e.web, "updateRates", admin("id", opt, "is_public", "true")))
-		e.ok(e.do(e.web, "setBundle", admin("rates", opt, "minutes", "4", "fee", "0.1")))
+		e.ok(e.do(e.web, "setBundle", admin("rates", opt, "minutes", "4", "sms", "3", "fee", "0.1")))
 		e.register(admin(), "corp", 22, "balance", "30")
 		e.updateUser("corp", "rates", wholesale)
 
@@ -123,6 +128,7 @@ func TestRatingMix(t *testing.T) {
 		var open []call
 		paid := map[string]int64{}                      // what the model says each user's calls cost
 		var corpPaid, quotaTaken, nCalls, crossed int64 // and corp's; the seconds taken from quotas
+		var smsFree, smsPaid int64                      // messages carried by quotas, and by money
 		allHolds := func(i int) {
 			t.Helper()
 			var bad []struct {
@@ -146,6 +152,33 @@ func TestRatingMix(t *testing.T) {
 			}
 			if over != 0 {
 				t.Fatalf("op %d: a quota is overspent", i)
+			}
+			if err := q.Get(ctx, &over, `SELECT COUNT(*) FROM bundle_usage WHERE sms_used < 0 OR sms_used > sms_quota`); err != nil {
+				t.Fatal(err)
+			}
+			if over != 0 {
+				t.Fatalf("op %d: a quota of messages is overspent", i)
+			}
+		}
+		// sms sends a message to the UK: from the bundle while it has one left, else for
+		// the option's 0.02 if the account can spend it.
+		sms := func(i int, name string) {
+			t.Helper()
+			left := 0
+			if bs := objs(t, e.ok(e.do(e.web, "getBundles", user(name)))); len(bs) == 1 && bs[0]["paid"] == true {
+				left, _ = strconv.Atoi(jstr(bs[0]["sms_remaining"]))
+			}
+			before, _, held := balanceOf(t, e.s.DB, name)
+			a := e.do(e.web, "sendSMS", user(name, "to", uk, "text", "op "+itoa(i), "callerid", "Narayana"))
+			after, _, _ := balanceOf(t, e.s.DB, name)
+			switch {
+			case left > 0 && a.Result && after == before:
+				smsFree++
+			case left == 0 && before-held >= 20_000 && a.Result && after == before-20_000:
+				smsPaid++
+			case left == 0 && before-held < 20_000 && a.code() == apierr.InsufficientMoney && after == before:
+			default:
+				t.Fatalf("op %d: sendSMS with %d messages left and %s (%s held): %s, balance %s", i, left, before, held, a.Body, after)
 			}
 		}
 		// finish ends a call (prepared or not) of length secs and checks its costs against
@@ -284,6 +317,7 @@ func TestRatingMix(t *testing.T) {
 				if rng.Intn(3) == 0 {
 					e.ok(e.do(e.web, "transferMoney", admin("destination", "corp", "amount", "1")))
 				}
+				sms(i, a)
 			default: // the clock moves on, and maintenance runs (bundle fees, the sweep)
 				next := now().Add(time.Duration(5+rng.Intn(40)) * time.Second)
 				if !evening && i >= 120 { // the evening of the same day: a minute before midnight and the month's end
@@ -339,7 +373,18 @@ func TestRatingMix(t *testing.T) {
 		if used != quotaTaken || quotaTaken == 0 || held != 0 {
 			t.Errorf("quotas used %d s, model %d s; %d reservations left", used, quotaTaken, held)
 		}
+		var smsUsed, smsCharged int64
+		if err := q.Get(ctx, &smsUsed, `SELECT COALESCE(SUM(sms_used), 0) FROM bundle_usage`); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Get(ctx, &smsCharged, `SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE kind = ?`, KindSMS); err != nil {
+			t.Fatal(err)
+		}
+		if smsUsed != smsFree || smsCharged != 20_000*smsPaid || smsFree == 0 || smsPaid == 0 {
+			t.Errorf("messages: quotas used %d, model %d; charged %s for %d", smsUsed, smsFree, money.Micro(smsCharged), smsPaid)
+		}
 		checkLedger(t, e)
-		t.Logf("%d calls (%d across a boundary), %d s from quotas, users paid %v, corp %s", nCalls, crossed, quotaTaken, paid, money.Micro(corpPaid))
+		t.Logf("%d calls (%d across a boundary), %d s from quotas, users paid %v, corp %s; %d messages from quotas, %d paid",
+			nCalls, crossed, quotaTaken, paid, money.Micro(corpPaid), smsFree, smsPaid)
 	})
 }

@@ -133,22 +133,21 @@ type smsRoute struct {
 	Cost    money.Micro // per message, system currency
 }
 
-// smsRoutes are the routes of type sms for a number in u's tariff, in priority order:
-// the tariff's entries for the number's direction whose route is an enabled SMS route.
-// An entry's cost is the price of one message (× the tariff's multiplier, rounded half-up
-// once; no switch price). No tariff, direction or SMS route: E_UNROUTABLE.
-func (s *Service) smsRoutes(ctx context.Context, u *User, to string) ([]smsRoute, error) {
-	if !u.RatesID.Valid {
-		return nil, apierr.New(apierr.Unroutable, "user %s has no tariff", u.Username)
-	}
+// smsRoutes are the routes of type sms for a number, in priority order, and the tariff
+// option they come from (0: u's tariff): a tariff's entries for the number's direction
+// whose route is an enabled SMS route. As calls do (DECISIONS §5), the first tariff option
+// on u's SIP accounts that has such entries replaces u's tariff for the direction (and
+// its bundle may carry the message, bundles.go "SMS quotas"). An entry's cost is the
+// price of one message (× the tariff's multiplier, rounded half-up once; no switch
+// price). No tariff, direction or SMS route: E_UNROUTABLE.
+func (s *Service) smsRoutes(ctx context.Context, u *User, to string) ([]smsRoute, int64, error) {
 	snap, err := s.rating(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	t := snap.Tariffs[u.RatesID.Int64]
 	dir, ok := snap.Index.Resolve(to)
-	if t == nil || !ok {
-		return nil, apierr.New(apierr.Unroutable, "no direction for %s", to)
+	if !ok {
+		return nil, 0, apierr.New(apierr.Unroutable, "no direction for %s", to)
 	}
 	var rows []struct {
 		ID     int64  `db:"id"`
@@ -156,30 +155,45 @@ func (s *Service) smsRoutes(ctx context.Context, u *User, to string) ([]smsRoute
 		Prefix string `db:"prefix"`
 	}
 	if err := s.DB.Q().Select(ctx, &rows, `SELECT id, name, prefix FROM routes WHERE type = 'sms' AND enabled = 1`); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	byID := make(map[int64]smsRoute, len(rows))
 	for _, row := range rows {
 		byID[row.ID] = smsRoute{ID: row.ID, Name: row.Name, Handler: row.Prefix}
 	}
-	var out []smsRoute
-	for _, e := range t.Entries(dir.ID) {
-		rt, ok := byID[e.RouteID]
-		if !ok {
-			continue
+	priced := func(t *rating.Tariff) []smsRoute {
+		var out []smsRoute
+		for _, e := range t.Entries(dir.ID) {
+			rt, ok := byID[e.RouteID]
+			if !ok {
+				continue
+			}
+			p := new(big.Int).Mul(big.NewInt(int64(e.Cost)), big.NewInt(int64(t.Multiplier)))
+			rt.Cost = money.Micro(money.DivRound(p, big.NewInt(int64(money.One))))
+			out = append(out, rt)
 		}
-		p := new(big.Int).Mul(big.NewInt(int64(e.Cost)), big.NewInt(int64(t.Multiplier)))
-		rt.Cost = money.Micro(money.DivRound(p, big.NewInt(int64(money.One))))
-		out = append(out, rt)
+		return out
 	}
-	if len(out) == 0 {
-		return nil, apierr.New(apierr.Unroutable, "no SMS route for %s (%s)", to, dir.Name)
+	opts, err := userOptions(ctx, s.DB.Q(), u.ID)
+	if err != nil {
+		return nil, 0, err
 	}
-	return out, nil
+	for _, id := range opts {
+		if out := priced(snap.Tariffs[id]); len(out) > 0 {
+			return out, id, nil
+		}
+	}
+	if !u.RatesID.Valid {
+		return nil, 0, apierr.New(apierr.Unroutable, "user %s has no tariff", u.Username)
+	}
+	if out := priced(snap.Tariffs[u.RatesID.Int64]); len(out) > 0 {
+		return out, 0, nil
+	}
+	return nil, 0, apierr.New(apierr.Unroutable, "no SMS route for %s (%s)", to, dir.Name)
 }
 
-// sendSMS(1) sends a message through the SMS routes of the user's tariff and answers the
-// message's id (for deliveryReport).
+// sendSMS(1) sends a message through the SMS routes of the user's tariff (or of a tariff
+// option, whose bundle may carry it) and answers the message's id (for deliveryReport).
 func (s *Service) sendSMS(r *Request) (any, error) { return s.sendMessage(r, "send", "out", KindSMS) }
 
 // sendVoiceMessage(1) has a carrier call the number and speak text (or play the audio at
@@ -196,7 +210,9 @@ func (s *Service) sendVoiceMessage(r *Request) (any, error) {
 // transaction that stores it. A carrier's answer may take a moment, so no lock is held
 // while it runs: two messages sent at the same moment can take the balance past the
 // overdraft by the price of one (the messages were sent; as with callFinish, they are
-// charged).
+// charged). An SMS through a tariff option whose bundle has a message left claims it
+// before the first carrier is asked and pays with it instead (bundles.go "SMS quotas");
+// the claim is given back when no carrier takes the message.
 func (s *Service) sendMessage(r *Request, method, typ, kind string) (any, error) {
 	u, err := r.User()
 	if err != nil {
@@ -214,10 +230,21 @@ func (s *Service) sendMessage(r *Request, method, typ, kind string) (any, error)
 	if err := smsText(text); err != nil {
 		return nil, err
 	}
-	routes, err := s.smsRoutes(r.ctx, u, to)
+	routes, option, err := s.smsRoutes(r.ctx, u, to)
 	if err != nil {
 		return nil, err
 	}
+	var claim *smsClaim // voice messages are not SMS: no quota
+	if kind == KindSMS && option != 0 {
+		if claim, err = s.claimSMS(r.ctx, u, option); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if claim != nil { // not spent: given back
+			s.releaseSMS(r.ctx, claim)
+		}
+	}()
 	held, err := reserved(r.ctx, s.DB.Q(), u.AccountID)
 	if err != nil {
 		return nil, err
@@ -225,7 +252,7 @@ func (s *Service) sendMessage(r *Request, method, typ, kind string) (any, error)
 	available := u.Balance + u.Overdraft - held
 	var lastErr error
 	for _, rt := range routes {
-		if rt.Cost > 0 && rt.Cost > available {
+		if claim == nil && rt.Cost > 0 && rt.Cost > available {
 			if lastErr == nil {
 				lastErr = apierr.New(apierr.InsufficientMoney, "a message to %s costs %s", to, rt.Cost)
 			}
@@ -233,7 +260,11 @@ func (s *Service) sendMessage(r *Request, method, typ, kind string) (any, error)
 		}
 		extID, status, err := s.deliver(r, u, rt, method, to, from, text)
 		if err == nil {
-			return s.storeSent(r, u, rt, typ, kind, from, to, text, extID, status)
+			id, err := s.storeSent(r, u, rt, typ, kind, from, to, text, extID, status, claim)
+			if err == nil {
+				claim = nil // spent with the message
+			}
+			return id, err
 		}
 		if c := apierr.Code(err); c == apierr.InvalidSMSTo || c == apierr.InvalidSMSFrom {
 			return nil, err // the message itself is wrong: another carrier would refuse it too
@@ -275,12 +306,23 @@ func (s *Service) deliver(r *Request, u *User, rt smsRoute, method, to, from, te
 	return id, smsSent, err
 }
 
-// storeSent stores a message a carrier accepted and charges it, in one transaction.
-func (s *Service) storeSent(r *Request, u *User, rt smsRoute, typ, kind, from, to, text, extID string, status int) (any, error) {
+// storeSent stores a message a carrier accepted and charges it, in one transaction: to the
+// quota when it was claimed from a bundle and the quota still has it, else in money.
+func (s *Service) storeSent(r *Request, u *User, rt smsRoute, typ, kind, from, to, text, extID string, status int, claim *smsClaim) (any, error) {
 	var id int64
 	err := s.DB.InTx(r.ctx, func(tx *db.Tx) error {
 		if _, err := lockAccounts(r.ctx, tx, u.AccountID); err != nil {
 			return err
+		}
+		cost := rt.Cost
+		if claim != nil {
+			covered, err := claim.spend(r.ctx, tx)
+			if err != nil {
+				return err
+			}
+			if covered {
+				cost = 0
+			}
 		}
 		var err error
 		id, err = tx.Insert(r.ctx, `INSERT INTO sms (user_id, did, src, dest, msg, status, type, external_id, created_at)
@@ -288,14 +330,14 @@ func (s *Service) storeSent(r *Request, u *User, rt smsRoute, typ, kind, from, t
 		if err != nil {
 			return err
 		}
-		if rt.Cost == 0 {
+		if cost == 0 {
 			return nil
 		}
 		what := "SMS"
 		if typ == "voice" {
 			what = "voice message"
 		}
-		err = post(r.ctx, tx, u.AccountID, -rt.Cost, kind, fmt.Sprintf("sms:%d", id),
+		err = post(r.ctx, tx, u.AccountID, -cost, kind, fmt.Sprintf("sms:%d", id),
 			fmt.Sprintf("%s to %s via %s", what, to, rt.Name), r.Caller.Actor.ID)
 		return err
 	})
@@ -319,7 +361,7 @@ func (s *Service) sendHLR(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	routes, err := s.smsRoutes(r.ctx, u, to)
+	routes, _, err := s.smsRoutes(r.ctx, u, to)
 	if err != nil {
 		return nil, err
 	}
