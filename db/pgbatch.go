@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,7 +104,8 @@ func (d *DB) pgBatch(ctx context.Context, fn func(*Tx) error, keys []int64) erro
 		b.wg.Add(1)
 		go d.runPgGroups()
 	})
-	j := &pgJob{ctx: ctx, fn: fn, keys: keys, start: make(chan *Tx, 1), stmts: make(chan *pipeStmt),
+	// stmts is buffered so that a job's deferred statements do not each wait for the writer.
+	j := &pgJob{ctx: ctx, fn: fn, keys: keys, start: make(chan *Tx, 1), stmts: make(chan *pipeStmt, 4),
 		done: make(chan error, 1)}
 	select {
 	case b.jobs <- j:
@@ -347,7 +349,7 @@ func (w *pgWriter) run(group []*pgJob) {
 		if !begun {
 			b.Queue("BEGIN")
 			if len(keys) > 0 && w.d.pg.lock != "" {
-				b.Queue(sqlx.Rebind(sqlx.DOLLAR, w.d.pg.lock), keys)
+				b.Queue(dollars(w.d.pg.lock), keys)
 			}
 		}
 		for _, st := range stmts {
@@ -492,15 +494,36 @@ func scanRows(rows pgx.Rows, dest any) error {
 	return rows.Err()
 }
 
+// rebound caches dollars: the call path sends the same few statements again and again
+// (at most maxRebound of them are kept, should some be built on the fly).
+var (
+	rebound  sync.Map
+	nRebound atomic.Int32
+)
+
+const maxRebound = 1000
+
+// dollars is query with PostgreSQL's $1, $2… for its ?s.
+func dollars(query string) string {
+	if q, ok := rebound.Load(query); ok {
+		return q.(string)
+	}
+	q := sqlx.Rebind(sqlx.DOLLAR, query)
+	if nRebound.Add(1) <= maxRebound {
+		rebound.Store(query, q)
+	}
+	return q
+}
+
 // deferred sends a statement of the job to its group's next round without waiting for
 // its result: a failure fails the group.
 func (j *pgJob) deferred(query string, args []any) {
-	j.stmts <- &pipeStmt{query: sqlx.Rebind(sqlx.DOLLAR, query), args: args, deferred: true, res: make(chan error, 1)}
+	j.stmts <- &pipeStmt{query: dollars(query), args: args, deferred: true, res: make(chan error, 1)}
 }
 
 // query sends a statement of the job to its group's next round and waits for its result.
 func (j *pgJob) query(query string, args []any, dest any, get bool) (pgconn.CommandTag, error) {
-	st := &pipeStmt{query: sqlx.Rebind(sqlx.DOLLAR, query), args: args, dest: dest, get: get, res: make(chan error, 1)}
+	st := &pipeStmt{query: dollars(query), args: args, dest: dest, get: get, res: make(chan error, 1)}
 	j.stmts <- st
 	err := <-st.res
 	return st.tag, err
