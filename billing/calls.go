@@ -397,7 +397,7 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		now := time.Now().Unix()
 		// What the account can still spend: balance + overdraft less the open calls'
 		// reservations, not counting this call's own (a retried callPrepare replaces it).
-		// Read under the account's row lock (on PostgreSQL it must come after the lock is
+		// Read under the account's lock (on PostgreSQL it must come after the lock is
 		// granted, to see the reservations the lock's previous holder committed), or
 		// from the writer's mirror of it on SQLite.
 		acc, err := s.holds.account(ctx, tx, u.AccountID, now, uid, prior)

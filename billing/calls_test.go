@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -494,6 +495,49 @@ func TestCallConcurrency(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		s := seedCalls(t, e)
 		checkConcurrent(t, e, []http.Handler{e.h}, s)
+	})
+}
+
+// Calls and transfers out of one account at once never spend more than it has: the call
+// path's groups and transferMoney take the same account locks (accountLocks).
+func TestCallsAndTransfersShareTheLock(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		s := seedCalls(t, e)
+		callUser(t, e, s, "dave", "10004", "5") // no overdraft
+		callUser(t, e, s, "erin", "10005", "0")
+		e.updateUser("dave", "allowed_call_len", "120") // 0.45 a call
+		var wg sync.WaitGroup
+		var sent atomic.Int64 // transfers of 0.30 accepted
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, body := raw(e.h, e.web, "transferMoney", user("dave", "destination", "erin", "amount", "0.3"))
+				switch {
+				case code == 200 && strings.Contains(body, `"result":true`):
+					sent.Add(1)
+				case !strings.Contains(body, apierr.InsufficientMoney):
+					t.Errorf("transfer %d: %d %s", i, code, body)
+				}
+			}()
+		}
+		calls := concurrentPrepare(t, []http.Handler{e.h}, "10004", "79010000001", 20)
+		wg.Wait()
+		bal, led, held := balanceOf(t, e.s.DB, "dave")
+		if bal != 5*money.One-money.Micro(sent.Load())*300_000 || led != bal {
+			t.Fatalf("balance %s, ledger %s after %d transfers", bal, led, sent.Load())
+		}
+		if held > bal {
+			t.Fatalf("%s held by calls of an account with %s", held, bal)
+		}
+		granted := 0
+		for _, c := range calls {
+			if c.uid != "" {
+				granted++
+			}
+		}
+		ebal, _, _ := balanceOf(t, e.s.DB, "erin")
+		t.Logf("%d transfers and %d calls granted: balance %s, held %s; erin %s", sent.Load(), granted, bal, held, ebal)
 	})
 }
 

@@ -16,7 +16,7 @@ import (
 // own jobs has committed), an account read once answers the next calls from memory
 // exactly as the database would, and callPrepare's only statement is its INSERT. Where
 // there is no epoch (PostgreSQL: several daemons write at once) nothing is kept and
-// every call reads the database under the account's row lock.
+// every call reads the database under the account's lock (accountLocks).
 //
 // Only the writer goroutine uses a nonzero epoch, so the maps need no lock.
 type holds struct {
@@ -115,10 +115,11 @@ func (h *holds) account(ctx context.Context, tx *db.Tx, id int64, now int64, uni
 
 // lockedAccount reads on PostgreSQL, in one statement, what spendable needs. The call
 // path's InTxBatch names the account as its key, so an earlier statement of the same
-// transaction (the group's, or pgAlone's) already holds its row lock: this statement's
-// snapshot, taken after that, sees every reservation committed by the lock's previous
-// holders. (Were the lock taken by this statement, its subquery would see only what was
-// committed when it started waiting.)
+// transaction (the group's, or pgAlone's) already holds its lock (accountLocks): this
+// statement's snapshot, taken after that, sees every reservation committed by the lock's
+// previous holders, which commit before they let the lock go. (Were the lock taken by
+// this statement, its subquery would see only what was committed when it started
+// waiting.)
 func lockedAccount(ctx context.Context, tx *db.Tx, id int64, now int64, uniqueid string, prior int) (*heldAccount, error) {
 	var a struct {
 		Balance   money.Micro `db:"balance"`
@@ -128,7 +129,7 @@ func lockedAccount(ctx context.Context, tx *db.Tx, id int64, now int64, uniqueid
 	err := tx.Get(ctx, &a, `SELECT a.balance, a.overdraft, COALESCE((SELECT SUM(r.amount) FROM reservations r
 		WHERE r.account_id = a.id AND r.expires_at >= ?
 		AND NOT (r.uniqueid IS NOT NULL AND r.uniqueid = ? AND r.prior = ?)), 0) AS held
-		FROM accounts a WHERE a.id = ?`+tx.ForUpdate(), now, uniqueid, prior, id)
+		FROM accounts a WHERE a.id = ?`, now, uniqueid, prior, id)
 	if db.IsNotFound(err) {
 		return nil, apierr.New(apierr.NotExist, "no account %d", id)
 	} else if err != nil {

@@ -68,7 +68,7 @@ func New(d *db.DB, cfg Config, log *slog.Logger) *Service {
 	s.Gate.Sessions.Now = s.now // a test that moves the clock moves the tokens' expiry too
 	s.metrics = newMetrics(s)
 	// The call path's group commit on PostgreSQL locks its accounts first, in id order.
-	d.SetBatchLock(`SELECT id FROM accounts WHERE id = ANY(?) ORDER BY id FOR UPDATE`)
+	d.SetBatchLock(accountLocks)
 	s.registrations = keys.Limiter{Max: cfg.RegisterPerHour, Window: time.Hour}
 	s.declareMethods()
 	return s

@@ -26,7 +26,7 @@ import (
 // statement of each job still running as one pipeline (a pgx batch), so a group of 64
 // callPrepares costs about four round trips and one COMMIT instead of 320 and 64.
 //
-// The jobs of a group share one backend, so their row locks do not keep them apart:
+// The jobs of a group share one backend, so their locks do not keep them apart:
 // jobs that read and then write the same rows name them (InTxBatch's keys, account ids),
 // no two jobs with a common key share a group, and a group locks all its keys first, in
 // id order, in its first round (SetBatchLock), so that groups of several writers and
@@ -86,7 +86,7 @@ type pipeStmt struct {
 
 // SetBatchLock sets the statement that locks a group's keys on PostgreSQL, written with
 // one ? that receives the keys in ascending order, e.g.
-// `SELECT id FROM accounts WHERE id = ANY(?) ORDER BY id FOR UPDATE`. Call it before the
+// `SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k`. Call it before the
 // first InTxBatch; without it keys only keep jobs in separate groups.
 func (d *DB) SetBatchLock(query string) {
 	if d != nil { // a Service without a database (the generated docs)
