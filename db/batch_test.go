@@ -77,6 +77,56 @@ func TestInTxBatch(t *testing.T) {
 	})
 }
 
+// TestInTxBatchSameKeyInTurn: jobs of one key sent one after the other, each as soon as
+// the previous answered (a callPrepare, then its callFinish), while other keys' jobs run:
+// each waits at most for the group that holds its key, never for ever. (A writer that
+// waited for jobs while holding the batcher's lock once kept the previous group from
+// letting its key go.)
+func TestInTxBatchSameKeyInTurn(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var accs []int64
+		for range 5 {
+			if err := d.InTx(ctx, func(tx *db.Tx) error {
+				id, err := tx.Insert(ctx, `INSERT INTO accounts (balance) VALUES (0)`)
+				accs = append(accs, id)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add := func(acc int64) error {
+			return d.InTxBatch(ctx, func(tx *db.Tx) error {
+				return tx.ExecDeferred(ctx, `UPDATE accounts SET balance = balance + 1 WHERE id = ?`, acc)
+			}, acc)
+		}
+		var wg sync.WaitGroup
+		for _, acc := range accs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 300 {
+					if err := add(acc); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for _, acc := range accs {
+			var balance int
+			if err := d.Q().Get(ctx, &balance, `SELECT balance FROM accounts WHERE id = ?`, acc); err != nil {
+				t.Fatal(err)
+			}
+			if balance != 300 {
+				t.Errorf("account %d: balance %d after 300 jobs", acc, balance)
+			}
+		}
+	})
+}
+
 // TestWriterEpoch: the group-commit writer's epoch stands while only its own jobs
 // commit, and moves after another connection's commit or a failed job; outside the
 // writer (InTx, PostgreSQL) it is 0.

@@ -177,51 +177,18 @@ func (d *DB) runPgGroups() {
 
 // nextGroup takes the jobs held over and those queued, and returns a group of them in
 // which no two share a key, nor any with a running group; nil once the database closes.
+// It never waits while holding b.mu, which release needs.
 func (d *DB) nextGroup() []*pgJob {
 	b := &d.pg
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	for {
-		if len(b.held) == 0 {
-			select {
-			case j := <-b.jobs:
-				b.held = append(b.held, j)
-			case <-b.stop:
-				return nil
-			}
-		}
-		// Take what has queued, then let the goroutines about to queue run once.
-		for round := 0; round < 2; round++ {
-		more:
-			for len(b.held) < 4*maxBatch {
-				select {
-				case j := <-b.jobs:
-					b.held = append(b.held, j)
-				default:
-					break more
-				}
-			}
-			if round == 0 && len(b.held) < minBatch {
-				runtime.Gosched()
-			}
-		}
-		var group, rest []*pgJob
-		for _, j := range b.held {
-			if len(group) >= maxBatch || slices.ContainsFunc(j.keys, func(k int64) bool { return b.busy[k] }) {
-				rest = append(rest, j) // clashes: first in a later group
-				continue
-			}
-			for _, k := range j.keys {
-				b.busy[k] = true
-			}
-			group = append(group, j)
-		}
-		b.held = rest
+		b.mu.Lock()
+		group := b.formGroup()
+		b.mu.Unlock()
 		if len(group) > 0 {
 			return group
 		}
-		// Every job waits for a running group's keys: wait for it to end, or for more.
-		b.mu.Unlock()
+		// Nothing to run: every job held waits for a running group's keys, or none is
+		// held. Wait for a group to end or for a job.
 		select {
 		case <-b.freed:
 		case j := <-b.jobs:
@@ -229,11 +196,42 @@ func (d *DB) nextGroup() []*pgJob {
 			b.held = append(b.held, j)
 			b.mu.Unlock()
 		case <-b.stop:
-			b.mu.Lock()
 			return nil
 		}
-		b.mu.Lock()
 	}
+}
+
+// formGroup takes what has queued into held and forms a group from it, keys and all;
+// the caller holds b.mu.
+func (b *pgBatcher) formGroup() []*pgJob {
+	// Take what has queued, then let the goroutines about to queue run once.
+	for round := 0; round < 2; round++ {
+	more:
+		for len(b.held) < 4*maxBatch {
+			select {
+			case j := <-b.jobs:
+				b.held = append(b.held, j)
+			default:
+				break more
+			}
+		}
+		if round == 0 && len(b.held) > 0 && len(b.held) < minBatch {
+			runtime.Gosched()
+		}
+	}
+	var group, rest []*pgJob
+	for _, j := range b.held {
+		if len(group) >= maxBatch || slices.ContainsFunc(j.keys, func(k int64) bool { return b.busy[k] }) {
+			rest = append(rest, j) // clashes: first in a later group
+			continue
+		}
+		for _, k := range j.keys {
+			b.busy[k] = true
+		}
+		group = append(group, j)
+	}
+	b.held = rest
+	return group
 }
 
 // release frees the keys of a group that has ended.
