@@ -210,14 +210,22 @@ type target struct {
 	what, goal, peer, got, verdict string
 }
 
-func (r *report) targets() []target {
-	i := slices.IndexFunc(r.backends, func(b *backendResult) bool { return b.Name == "SQLite" })
+// at64 is the backend named name and its floor, callPrepare and call cycle phases at the
+// targets' level (nil when it did not run).
+func (r *report) at64(name string) (b *backendResult, floor, prepare, cycle *phase) {
+	i := slices.IndexFunc(r.backends, func(b *backendResult) bool { return b.Name == name })
 	if i < 0 {
+		return nil, nil, nil, nil
+	}
+	b, c := r.backends[i], level64(r.s.levels)
+	return b, find(b.Phases, phFloor, c), find(b.Phases, phPrepare, c), find(b.Phases, phCycle, c)
+}
+
+func (r *report) targets() []target {
+	b, fl, pr, cy := r.at64("SQLite")
+	if b == nil {
 		return nil
 	}
-	b := r.backends[i]
-	c := level64(r.s.levels)
-	fl, pr, cy := find(b.Phases, phFloor, c), find(b.Phases, phPrepare, c), find(b.Phases, phCycle, c)
 	na := func(t target, why string) target { t.got, t.verdict = "–", why; return t }
 	verdict := func(ok bool) string {
 		if ok {
@@ -300,13 +308,10 @@ func (r *report) targets() []target {
 
 // pgTargets are issue 12's targets, checked on PostgreSQL at 64 clients with one daemon.
 func (r *report) pgTargets() []target {
-	i := slices.IndexFunc(r.backends, func(b *backendResult) bool { return b.Name == "PostgreSQL" })
-	if i < 0 {
+	b, fl, pr, cy := r.at64("PostgreSQL")
+	if b == nil {
 		return nil
 	}
-	b := r.backends[i]
-	c := level64(r.s.levels)
-	fl, pr, cy := find(b.Phases, phFloor, c), find(b.Phases, phPrepare, c), find(b.Phases, phCycle, c)
 	var ts []target
 	add := func(t target, p *phase, val func(p, fl *phase) (string, bool)) {
 		if p == nil || p.Ops == 0 || fl == nil || fl.Rate == 0 {
