@@ -696,11 +696,14 @@ func (s *Service) callFinish(r *Request) (any, error) {
 	}, p.accounts...)
 	if errors.Is(err, db.ErrConflict) && uid != "" {
 		// The same call finished concurrently: answer its saved line, charge nothing.
-		ans, ok, err := savedAnswer(ctx, s.DB.Q(), uid, prior)
-		if err == nil && ok {
+		ans, ok, serr := savedAnswer(ctx, s.DB.Q(), uid, prior)
+		switch {
+		case serr != nil:
+			return nil, serr
+		case ok:
 			return ans, nil
 		}
-		return nil, err
+		return nil, err // a conflict, but not with a saved call: nothing was charged
 	}
 	if err != nil {
 		return nil, err

@@ -127,6 +127,60 @@ func TestInTxBatchSameKeyInTurn(t *testing.T) {
 	})
 }
 
+// TestInsertDeferred: the id InsertDeferred answers is the row's, in a group and alone;
+// and a group whose id taken ahead is already used (a new primary's sequence handing out
+// again what the old one had) fails, and its job, run alone, takes a fresh id.
+func TestInsertDeferred(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		insert := func(batch bool, balance int) (int64, error) {
+			var id int64
+			fn := func(tx *db.Tx) error {
+				var err error
+				id, err = tx.InsertDeferred(ctx, "accounts", `INSERT INTO accounts (id, balance) VALUES (?, ?)`, balance)
+				return err
+			}
+			if batch {
+				return id, d.InTxBatch(ctx, fn)
+			}
+			return id, d.InTx(ctx, fn)
+		}
+		balanceOf := func(id int64) int {
+			var b int
+			if err := d.Q().Get(ctx, &b, `SELECT balance FROM accounts WHERE id = ?`, id); err != nil {
+				t.Fatalf("account %d: %v", id, err)
+			}
+			return b
+		}
+		for i, batch := range []bool{false, true, true, false} {
+			id, err := insert(batch, 10+i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := balanceOf(id); got != 10+i {
+				t.Fatalf("insert %d (group %v): account %d has balance %d", i, batch, id, got)
+			}
+		}
+		if d.Dialect != db.Postgres {
+			return
+		}
+		first, err := insert(true, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Q().Exec(ctx, `INSERT INTO accounts (id, balance) VALUES (?, 99)`, first+1); err != nil {
+			t.Fatal(err)
+		}
+		id, err := insert(true, 2)
+		if err != nil {
+			t.Fatalf("the job of a group that met a used id: %v", err)
+		}
+		if id == first+1 || balanceOf(id) != 2 || balanceOf(first+1) != 99 {
+			t.Fatalf("id %d (the used one was %d)", id, first+1)
+		}
+	})
+}
+
 // TestWriterEpoch: the group-commit writer's epoch stands while only its own jobs
 // commit, and moves after another connection's commit or a failed job; outside the
 // writer (InTx, PostgreSQL) it is 0.

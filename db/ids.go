@@ -60,12 +60,24 @@ func (d *DB) idsAhead(ctx context.Context, table string) ([]int64, error) {
 
 // InsertDeferred inserts a row into table and returns its id, for a job that needs the
 // id but not to wait for the row. query names the id column first, with a ? for it:
-// SQLite is given NULL and numbers the row itself (its last insert rowid), PostgreSQL an
-// id of the table's sequence taken ahead (idBlocks), and in a group the INSERT goes out
-// with the group's next round, like ExecDeferred.
+// SQLite is given NULL and numbers the row itself (its last insert rowid). In a
+// PostgreSQL group the id is one of the table's sequence taken ahead (idBlocks) and the
+// INSERT goes out with the group's next round, like ExecDeferred; alone (a group failed,
+// perhaps on an id that a new primary's sequence handed out again after a failover), the
+// id is taken from the sequence there and then.
 func (t *Tx) InsertDeferred(ctx context.Context, table, query string, args ...any) (int64, error) {
-	if t.dialect == SQLite {
+	switch {
+	case t.dialect == SQLite:
 		return lastInsertID(t.Exec(ctx, query, append([]any{nil}, args...)...))
+	case !t.Grouped():
+		// Alone (a group failed, perhaps on an id a new primary's sequence handed out
+		// again after a failover): the row gets its id from the sequence now.
+		var id int64
+		if err := t.Get(ctx, &id, `SELECT nextval(pg_get_serial_sequence(?, 'id'))`, table); err != nil {
+			return 0, err
+		}
+		_, err := t.Exec(ctx, query, append([]any{id}, args...)...)
+		return id, err
 	}
 	id, err := t.d.newID(ctx, table)
 	if err != nil {
