@@ -112,13 +112,13 @@ func (b *backendResult) run(ctx context.Context, s *settings, dsn, rawDSN string
 
 	// Each level's call phases run right after its floor: on a shared machine the cores
 	// a run gets drift over a minute, and a ratio should divide figures measured together.
-	// At the targets' level (on SQLite, which they are set for) the block runs s.reps times
-	// and the median run of each phase is kept (medianRuns), so that one slow moment of the
-	// machine does not decide them.
+	// At the targets' level (both databases have targets there) the block runs s.reps
+	// times and the median run of each phase is kept (medianRuns), so that one slow moment
+	// of the machine does not decide them.
 	l64 := level64(s.levels)
 	for _, c := range s.levels {
 		reps := 1
-		if c == l64 && strings.HasPrefix(dsn, "sqlite:") {
+		if c == l64 {
 			reps = max(s.reps, 1)
 		}
 		for rep := range reps {

@@ -80,7 +80,7 @@ func mainErr(ctx context.Context, args []string, stdout io.Writer) error {
 	long := fs.Duration("long", 0, "the long run of call cycles on SQLite (default 40s; quick 5s)")
 	longPG := fs.Duration("long-pg", -1, "the long run on PostgreSQL (default 15s; quick 0: skipped)")
 	fs.IntVar(&s.longConc, "long-c", 64, "concurrency of the long run")
-	fs.IntVar(&s.reps, "reps", 3, "runs of the floor and the call phases at the targets' level (64 clients, SQLite); the median is kept")
+	fs.IntVar(&s.reps, "reps", 3, "runs of the floor and the call phases at the targets' level (64 clients); the median is kept")
 	fs.Int64Var(&s.longMax, "long-max", 1_000_000, "the long run stops after this many calls")
 	pg := os.Getenv("NARAYANA_BENCH_POSTGRES")
 	fs.StringVar(&s.pgDSN, "postgres", pg, "PostgreSQL DSN (a fresh schema is created in it); empty or \"off\": SQLite only")
