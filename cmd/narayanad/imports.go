@@ -12,6 +12,7 @@ import (
 
 	"github.com/narayana/narayanad/billing"
 	"github.com/narayana/narayanad/billing/rating"
+	"github.com/narayana/narayanad/db"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -107,24 +108,15 @@ func runImportDirections(ctx context.Context, args []string, stdout, stderr io.W
 	if len(files) != 1 {
 		return usagef("import directions needs one FILE.csv (header %s)", strings.Join(rating.DirectionsHeader, ","))
 	}
-	d, err := openChecked(ctx, *dsn)
+	var n int
+	took, err := importFile(ctx, *dsn, files[0], "import directions", stderr, func(d *db.DB, r io.Reader) (err error) {
+		n, err = billing.ImportDirections(ctx, d, r, nil)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	in, err := openInput(files[0])
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	start := time.Now()
-	r, done := withProgress(stderr, "import directions", in)
-	n, err := billing.ImportDirections(ctx, d, r, nil)
-	done()
-	if err != nil {
-		return importError(files[0], err)
-	}
-	fmt.Fprintf(stdout, "imported %d directions from %s in %.2fs\n", n, files[0], time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "imported %d directions from %s in %.2fs\n", n, files[0], took.Seconds())
 	return nil
 }
 
@@ -140,24 +132,15 @@ func runImportRates(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(files) != 1 || *rates <= 0 {
 		return usagef("import rates needs --rates ID and one FILE.csv (header %s)", strings.Join(rating.RateEntriesHeader, ","))
 	}
-	d, err := openChecked(ctx, *dsn)
+	var n int
+	took, err := importFile(ctx, *dsn, files[0], "import rates", stderr, func(d *db.DB, r io.Reader) (err error) {
+		n, err = billing.ImportRates(ctx, d, *rates, *replace, r, nil)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	in, err := openInput(files[0])
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	start := time.Now()
-	r, done := withProgress(stderr, "import rates", in)
-	n, err := billing.ImportRates(ctx, d, *rates, *replace, r, nil)
-	done()
-	if err != nil {
-		return importError(files[0], err)
-	}
-	fmt.Fprintf(stdout, "imported %d entries of tariff %d from %s in %.2fs\n", n, *rates, files[0], time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "imported %d entries of tariff %d from %s in %.2fs\n", n, *rates, files[0], took.Seconds())
 	return nil
 }
 
@@ -180,26 +163,41 @@ func runImportDeck(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *priority < 1 {
 		return usagef("--priority: 1 or more")
 	}
-	d, err := openChecked(ctx, *dsn)
+	var res billing.DeckResult
+	took, err := importFile(ctx, *dsn, files[0], "import deck", stderr, func(d *db.DB, r io.Reader) (err error) {
+		spec := billing.DeckSpec{RatesID: *rates, Route: *route, Priority: *priority, Replace: *replace}
+		res, err = billing.ImportDeck(ctx, d, spec, r, nil)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	in, err := openInput(files[0])
+	fmt.Fprintf(stdout, "imported %d prefixes of %d directions (%d new) into tariff %d from %s in %.2fs\n",
+		res.Rows, res.Directions, res.NewDirections, *rates, files[0], took.Seconds())
+	return nil
+}
+
+// importFile runs imp on the database at dsn and the file (or - for standard input),
+// drawing what of it is read as a progress bar on stderr, and answers how long it took.
+func importFile(ctx context.Context, dsn, file, what string, stderr io.Writer, imp func(*db.DB, io.Reader) error) (time.Duration, error) {
+	d, err := openChecked(ctx, dsn)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	defer d.Close()
+	in, err := openInput(file)
+	if err != nil {
+		return 0, err
 	}
 	defer in.Close()
 	start := time.Now()
-	r, done := withProgress(stderr, "import deck", in)
-	res, err := billing.ImportDeck(ctx, d, billing.DeckSpec{RatesID: *rates, Route: *route, Priority: *priority, Replace: *replace}, r, nil)
+	r, done := withProgress(stderr, what, in)
+	err = imp(d, r)
 	done()
 	if err != nil {
-		return importError(files[0], err)
+		return 0, importError(file, err)
 	}
-	fmt.Fprintf(stdout, "imported %d prefixes of %d directions (%d new) into tariff %d from %s in %.2fs\n",
-		res.Rows, res.Directions, res.NewDirections, *rates, files[0], time.Since(start).Seconds())
-	return nil
+	return time.Since(start), nil
 }
 
 // runExportDirections is `narayanad export directions`: every direction code as CSV on
