@@ -306,6 +306,24 @@ func (r *report) targets() []target {
 	return ts
 }
 
+// targetSet is one issue's targets, for the reports.
+type targetSet struct {
+	issue int
+	what  string
+	ts    []target
+}
+
+// targetSets are the targets of the backends that ran.
+func (r *report) targetSets() []targetSet {
+	var out []targetSet
+	for _, set := range []targetSet{{4, "SQLite", r.targets()}, {12, "PostgreSQL, one daemon", r.pgTargets()}} {
+		if len(set.ts) > 0 {
+			out = append(out, set)
+		}
+	}
+	return out
+}
+
 // pgTargets are issue 12's targets, checked on PostgreSQL at 64 clients with one daemon.
 func (r *report) pgTargets() []target {
 	b, fl, pr, cy := r.at64("PostgreSQL")
@@ -372,14 +390,8 @@ func (r *report) terminal(w io.Writer) {
 	if r.pgSkipped != "" {
 		fmt.Fprintf(w, "\n== PostgreSQL: skipped: %s\n", r.pgSkipped)
 	}
-	for _, set := range []struct {
-		name string
-		ts   []target
-	}{{"SQLite", r.targets()}, {"PostgreSQL, one daemon", r.pgTargets()}} {
-		if len(set.ts) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "\nTargets (%s, %d clients):\n", set.name, level64(r.s.levels))
+	for _, set := range r.targetSets() {
+		fmt.Fprintf(w, "\nTargets (%s, %d clients):\n", set.what, level64(r.s.levels))
 		for _, t := range set.ts {
 			fmt.Fprintf(w, "  %-42s %-26s %-32s %s\n", t.what, t.goal, t.got, t.verdict)
 		}
@@ -437,14 +449,8 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&sb, "## PostgreSQL\n\nSkipped: %s.\n\n", r.pgSkipped)
 	}
 
-	for _, set := range []struct {
-		title string
-		ts    []target
-	}{{"Targets (issue 4), SQLite", r.targets()}, {"Targets (issue 12), PostgreSQL, one daemon", r.pgTargets()}} {
-		if len(set.ts) == 0 {
-			continue
-		}
-		fmt.Fprintf(&sb, "## %s at %d clients\n\n", set.title, level64(r.s.levels))
+	for _, set := range r.targetSets() {
+		fmt.Fprintf(&sb, "## Targets (issue %d), %s at %d clients\n\n", set.issue, set.what, level64(r.s.levels))
 		sb.WriteString("The peer is the best-known open-source Go real-time charging engine, measured by its authors on the same kind of 2-core machine with its load generator sharing the cores.\n\n")
 		sb.WriteString(mdRow([]string{"target", "goal", "peer", "measured", "verdict"}))
 		sb.WriteString(mdRow([]string{"---", "---", "---", "---", "---"}))
