@@ -53,8 +53,9 @@ func (d *DB) newID(ctx context.Context, table string) (int64, error) {
 // idsAhead takes a block of ids from table's identity sequence.
 func (d *DB) idsAhead(ctx context.Context, table string) ([]int64, error) {
 	var ids []int64
-	err := d.SelectContext(ctx, &ids, `SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)`,
-		table, idBlock)
+	// The sequence is looked up once, not per id (pg_get_serial_sequence parses names).
+	err := d.SelectContext(ctx, &ids, `SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass AS seq
+		OFFSET 0) s, generate_series(1, $2)`, table, idBlock)
 	return ids, Translate(err)
 }
 
