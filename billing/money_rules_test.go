@@ -211,11 +211,14 @@ func TestDeleteAccountOwnershipFirst(t *testing.T) {
 }
 
 // A deleted user's open calls go with it: reservations have no foreign key (sql/*/024),
-// deleteUser deletes them itself.
+// deleteUser deletes them itself, and keeps its call records.
 func TestDeleteUserEndsItsReservations(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		s := seedCalls(t, e)
 		callUser(t, e, s, "alice", "10001", "10")
+		if a := e.ast("callFinish", "10001", "destination", "79010000001", "uniqueid", "done", "length", "30"); !strings.HasPrefix(a, "Saved ") {
+			t.Fatalf("finish: %q", a)
+		}
 		if a := e.ast("callPrepare", "10001", "destination", "79010000001", "uniqueid", "A"); !strings.HasPrefix(a, "Allowed ") {
 			t.Fatalf("prepare: %q", a)
 		}
@@ -225,6 +228,11 @@ func TestDeleteUserEndsItsReservations(t *testing.T) {
 		e.ok(e.do(e.web, "deleteUser", admin("user", "alice")))
 		if n := e.count(`SELECT count(*) FROM reservations`); n != 0 {
 			t.Errorf("%d reservations left by the deleted user", n)
+		}
+		// Its call records stay, naming no user (call_log has no foreign key on
+		// PostgreSQL: sql/postgres/025).
+		if n := e.count(`SELECT count(*) FROM call_log WHERE uniqueid = 'done' AND user_id IS NULL`); n != 1 {
+			t.Errorf("the deleted user's call record: %d rows without a user, want 1", n)
 		}
 	})
 }

@@ -551,8 +551,12 @@ func (s *Service) deleteUser(r *Request) (any, error) {
 		if _, err := tx.Exec(r.ctx, `UPDATE users SET manager_id = ? WHERE manager_id = ?`, u.ManagerID, u.ID); err != nil {
 			return err
 		}
-		// Its open calls go with it (reservations have no foreign key: sql/*/024).
+		// Its open calls go with it, and its call records stay, naming no user
+		// (reservations and, on PostgreSQL, call_log have no foreign key: sql/*/024, 025).
 		if _, err := tx.Exec(r.ctx, `DELETE FROM reservations WHERE user_id = ?`, u.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(r.ctx, `UPDATE call_log SET user_id = NULL WHERE user_id = ?`, u.ID); err != nil {
 			return err
 		}
 		_, err := tx.Exec(r.ctx, `DELETE FROM users WHERE id = ?`, u.ID)

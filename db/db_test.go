@@ -36,7 +36,7 @@ func TestMigrateAndErrors(t *testing.T) {
 		if !errors.Is(err, db.ErrConflict) {
 			t.Fatalf("duplicate: %v", err)
 		}
-		_, err = d.Q().Exec(ctx, `INSERT INTO ledger (account_id, amount, balance, kind, created_at) VALUES (999, 1, 1, 'x', 0)`)
+		_, err = d.Q().Exec(ctx, `INSERT INTO extensions (extension, user_id, updated_at) VALUES ('x', 999, 0)`)
 		if !errors.Is(err, db.ErrForeignKey) {
 			t.Fatalf("foreign key: %v", err)
 		}

@@ -93,12 +93,15 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	accounts, bad, err := billing.CheckLedger(ctx, d)
+	accounts, bad, orphans, err := billing.CheckLedger(ctx, d)
 	if err != nil {
 		return err
 	}
 	if bad > 0 {
 		return fmt.Errorf("loaded, but %d of %d accounts have a balance that is not the sum of their ledger: the dump's database was already inconsistent", bad, accounts)
+	}
+	if orphans > 0 {
+		return fmt.Errorf("loaded, but %d ledger rows name no account: the dump's database was already inconsistent", orphans)
 	}
 	fmt.Fprintf(stdout, "loaded %s into %s: %s in %s; %d accounts, every balance equals its ledger\n", files[0], db.Redact(*dsn),
 		rowCounts(st), st.Took.Round(time.Millisecond), accounts)
