@@ -674,20 +674,19 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		}
 		line = strings.TrimSuffix(fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route,
 			charged, x.fromSystem(cost).Format(4), x.user.Code, status), " ")
-		id, err := tx.InsertDeferred(ctx, "call_log", `INSERT INTO call_log (id, user_id, account_id, username, extension,
+		const record = `INSERT INTO call_log (id, user_id, account_id, username, extension,
 			callerid, destination, direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug,
-			granted, over_grant, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.ID, u.AccountID, u.Username, p.extension(), cid, dest, direction, route, secs, billed, cost, status,
-			nullStr(uid), prior, did, line, debug+note, grant, boolInt(over), time.Now().Unix())
-		if err != nil {
-			return err
-		}
-		if cost != 0 {
-			ref := "call:" + strconv.FormatInt(id, 10)
-			if err := post(ctx, tx, u.AccountID, -cost, KindCall, ref, dest, u.ID); err != nil {
+			granted, over_grant, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		args := []any{u.ID, u.AccountID, u.Username, p.extension(), cid, dest, direction, route, secs, billed, cost, status,
+			nullStr(uid), prior, did, line, debug + note, grant, boolInt(over), time.Now().Unix()}
+		var id int64
+		if cost != 0 { // the call record and the ledger row that names it
+			if id, err = postRecorded(ctx, tx, "call_log", record, args, u.AccountID, -cost, KindCall, "call:", dest, u.ID); err != nil {
 				return err
 			}
 			s.holds.posted(tx, u.AccountID, -cost)
+		} else if id, err = tx.InsertDeferred(ctx, "call_log", record, args...); err != nil {
+			return err
 		}
 		if len(chain) > 0 {
 			return s.chainCharge(ctx, tx, chain, u, id, dest, charged, cost)

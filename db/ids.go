@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -61,28 +62,35 @@ func (d *DB) idsAhead(ctx context.Context, table string) ([]int64, error) {
 
 // InsertDeferred inserts a row into table and returns its id, for a job that needs the
 // id but not to wait for the row. query names the id column first, with a ? for it:
-// SQLite is given NULL and numbers the row itself (its last insert rowid). In a
-// PostgreSQL group the id is one of the table's sequence taken ahead (idBlocks) and the
-// INSERT goes out with the group's next round, like ExecDeferred; alone (a group failed,
-// perhaps on an id that a new primary's sequence handed out again after a failover), the
-// id is taken from the sequence there and then.
+// SQLite is given NULL and numbers the row itself (its last insert rowid). On PostgreSQL
+// the id is NewID's and, in a group, the INSERT goes out with the group's next round,
+// like ExecDeferred.
 func (t *Tx) InsertDeferred(ctx context.Context, table, query string, args ...any) (int64, error) {
-	switch {
-	case t.dialect == SQLite:
+	if t.dialect == SQLite {
 		return lastInsertID(t.Exec(ctx, query, append([]any{nil}, args...)...))
-	case !t.Grouped():
-		// Alone (a group failed, perhaps on an id a new primary's sequence handed out
-		// again after a failover): the row gets its id from the sequence now.
-		var id int64
-		if err := t.Get(ctx, &id, `SELECT nextval(pg_get_serial_sequence(?, 'id'))`, table); err != nil {
-			return 0, err
-		}
-		_, err := t.Exec(ctx, query, append([]any{id}, args...)...)
-		return id, err
 	}
-	id, err := t.d.newID(ctx, table)
+	id, err := t.NewID(ctx, table)
 	if err != nil {
 		return 0, err
 	}
-	return id, t.ExecDeferred(ctx, query, append([]any{id}, args...)...)
+	if t.Grouped() {
+		return id, t.ExecDeferred(ctx, query, append([]any{id}, args...)...)
+	}
+	_, err = t.Exec(ctx, query, append([]any{id}, args...)...)
+	return id, err
+}
+
+// NewID is, on PostgreSQL, an id of table's sequence for a row the job inserts with it
+// named: in a group one taken ahead (idBlocks); alone (a group failed, perhaps on an id
+// that a new primary's sequence handed out again after a failover) one taken now.
+func (t *Tx) NewID(ctx context.Context, table string) (int64, error) {
+	if t.dialect != Postgres {
+		return 0, errors.New("db: NewID is for PostgreSQL; SQLite numbers a row as it inserts it")
+	}
+	if t.Grouped() {
+		return t.d.newID(ctx, table)
+	}
+	var id int64
+	err := t.Get(ctx, &id, `SELECT nextval(pg_get_serial_sequence(?, 'id'))`, table)
+	return id, err
 }
