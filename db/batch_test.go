@@ -2,7 +2,9 @@ package db_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +179,68 @@ func TestInsertDeferred(t *testing.T) {
 		}
 		if id == first+1 || balanceOf(id) != 2 || balanceOf(first+1) != 99 {
 			t.Fatalf("id %d (the used one was %d)", id, first+1)
+		}
+	})
+}
+
+// TestGetShared: on PostgreSQL the reads of a group's jobs that name the same statement
+// go as one, and each job gets its own row, its NULLs kept, or sql.ErrNoRows when there
+// is none, as Get would answer it.
+func TestGetShared(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		var accs []int64
+		for i := range 10 {
+			if err := d.InTx(ctx, func(tx *db.Tx) error {
+				id, err := tx.Insert(ctx, `INSERT INTO accounts (balance) VALUES (?)`, i*100)
+				accs = append(accs, id)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const one = `SELECT balance + ? AS balance, ? || '.' AS tag FROM accounts WHERE id = ?`
+		const many = `SELECT j.n, a.balance + j.plus AS balance, j.tag || '.' AS tag
+			FROM unnest(?::bigint[], ?::text[], ?::bigint[]) WITH ORDINALITY AS j(plus, tag, id, n)
+			JOIN accounts a ON a.id = j.id`
+		var wg sync.WaitGroup
+		for i := range 300 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				acc, missing := accs[i%10], i%7 == 6
+				tag := sql.NullString{String: strconv.Itoa(i), Valid: i%3 != 0}
+				if missing {
+					acc = -1 - int64(i)
+				}
+				var got struct {
+					Balance int64          `db:"balance"`
+					Tag     sql.NullString `db:"tag"`
+				}
+				err := d.InTxBatch(ctx, func(tx *db.Tx) error {
+					err := tx.GetShared(ctx, &got, one, many, i, tag, acc)
+					if missing && db.IsNotFound(err) {
+						return nil
+					}
+					return err
+				}, acc)
+				wantTag := sql.NullString{} // NULL || '.' is NULL
+				if tag.Valid {
+					wantTag = sql.NullString{String: strconv.Itoa(i) + ".", Valid: true}
+				}
+				switch {
+				case err != nil:
+					t.Errorf("job %d: %v", i, err)
+				case missing && got.Balance != 0:
+					t.Errorf("job %d: a row for a missing account: %+v", i, got)
+				case !missing && (got.Balance != int64(i%10*100+i) || got.Tag != wantTag):
+					t.Errorf("job %d: %+v, want balance %d, tag %+v", i, got, i%10*100+i, wantTag)
+				}
+			}()
+		}
+		wg.Wait()
+		if d.Dialect == db.Postgres && d.SharedReads() == 0 {
+			t.Error("no read was shared among 300 concurrent jobs")
 		}
 	})
 }

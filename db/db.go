@@ -207,6 +207,19 @@ func (t *Tx) Get(ctx context.Context, dest any, query string, args ...any) error
 	}
 	return Translate(t.tx.GetContext(ctx, dest, t.tx.Rebind(query), args...))
 }
+
+// GetShared is Get of a read that the jobs of a PostgreSQL group send as one statement
+// when several send it in the same round: many is query for several jobs, each of its ?
+// the array of the jobs' values for the same ? of query (bigint[] or text[], in the jobs'
+// order), and its rows lead with the job's ordinal (from 1), then query's columns. dest
+// is a pointer to a struct. Alone, and on SQLite, it is Get of query.
+func (t *Tx) GetShared(ctx context.Context, dest any, query, many string, args ...any) error {
+	if t.pipe != nil {
+		return t.pipe.shared(query, many, args, dest)
+	}
+	return t.Get(ctx, dest, query, args...)
+}
+
 func (t *Tx) Select(ctx context.Context, dest any, query string, args ...any) error {
 	if t.pipe != nil {
 		_, err := t.pipe.query(query, args, dest, false)

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"reflect"
@@ -64,7 +65,13 @@ type pgBatcher struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	lock  string // the statement locking a group's keys (SetBatchLock), with one ? for the array
+
+	sharedReads atomic.Uint64 // see SharedReads
 }
+
+// SharedReads reports how many GetShared went out as part of one statement for several
+// jobs (PostgreSQL's groups).
+func (d *DB) SharedReads() uint64 { return d.pg.sharedReads.Load() }
 
 type pgJob struct {
 	ctx   context.Context
@@ -84,6 +91,10 @@ type pipeStmt struct {
 	deferred bool // ExecDeferred: the job goes on without its result
 	res      chan error
 	tag      pgconn.CommandTag
+
+	many    string      // GetShared: the statement for several jobs
+	members []*pipeStmt // a shared read: the jobs' GetShared it answers
+	got     bool        // a member: its row has come
 }
 
 // SetBatchLock sets the statement that locks a group's keys on PostgreSQL, written with
@@ -340,6 +351,7 @@ func (w *pgWriter) run(group []*pgJob) {
 			abort(stmts)
 			break
 		}
+		stmts = share(stmts)
 		// Once every job has returned, the last round carries COMMIT: one round trip less.
 		commit := len(running) == 0
 		if len(stmts) == 0 && !begun {
@@ -376,7 +388,8 @@ func (w *pgWriter) run(group []*pgJob) {
 				break
 			}
 			err = st.run(br)
-			st.res <- Translate(err)
+			st.answer(Translate(err))
+			w.d.pg.sharedReads.Add(uint64(len(st.members)))
 		}
 		committed := false
 		if commit && err == nil {
@@ -442,8 +455,172 @@ func (w *pgWriter) run(group []*pgJob) {
 // abort answers statements of a group that has failed.
 func abort(stmts []*pipeStmt) {
 	for _, st := range stmts {
-		st.res <- errGroupAborted
+		st.answer(errGroupAborted)
 	}
+}
+
+// answer gives the job (or the jobs of a shared read) the statement's outcome: err, else
+// a member's own (no row for it: sql.ErrNoRows, as Get).
+func (st *pipeStmt) answer(err error) {
+	if st.members == nil {
+		st.res <- err
+		return
+	}
+	for _, m := range st.members {
+		switch {
+		case err != nil:
+			m.res <- err
+		case !m.got:
+			m.res <- sql.ErrNoRows
+		default:
+			m.res <- nil
+		}
+	}
+}
+
+// share folds the GetShared of a round that name the same statement into one, sent in
+// the place of the last of them: a job's earlier statements of the round (its deferred
+// writes) still go before its read. One statement instead of one a job saves PostgreSQL
+// a statement's start and end per job, which cost more than the read itself. Reads whose
+// arguments make no arrays go one by one.
+func share(stmts []*pipeStmt) []*pipeStmt {
+	byMany := map[string][]*pipeStmt{}
+	for _, st := range stmts {
+		if st.many != "" {
+			byMany[st.many] = append(byMany[st.many], st)
+		}
+	}
+	last := map[*pipeStmt]*pipeStmt{} // the last member → the read for all
+	folded := map[*pipeStmt]bool{}
+	for many, ms := range byMany {
+		if len(ms) < 2 {
+			continue
+		}
+		args, ok := arrays(ms)
+		if !ok {
+			continue
+		}
+		last[ms[len(ms)-1]] = &pipeStmt{query: many, args: args, dest: ms[0].dest, members: ms}
+		for _, m := range ms {
+			folded[m] = true
+		}
+	}
+	if len(last) == 0 {
+		return stmts
+	}
+	out := stmts[:0:0]
+	for _, st := range stmts {
+		if sh := last[st]; sh != nil {
+			out = append(out, sh)
+		} else if !folded[st] {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// arrays makes a shared read's arguments: for each ? of the jobs' statement, the array of
+// their values (bigint or text, NULLs kept); false when a ? has values of another kind,
+// or of both, or only NULLs.
+func arrays(ms []*pipeStmt) ([]any, bool) {
+	out := make([]any, len(ms[0].args))
+	vals := make([]any, len(ms))
+	for p := range out {
+		kind := reflect.Invalid
+		for i, m := range ms {
+			if len(m.args) != len(out) {
+				return nil, false
+			}
+			v := m.args[p]
+			if vr, ok := v.(driver.Valuer); ok {
+				var err error
+				if v, err = vr.Value(); err != nil {
+					return nil, false
+				}
+			}
+			vals[i] = v
+			if v == nil {
+				continue
+			}
+			k := reflect.String
+			if rv := reflect.ValueOf(v); rv.CanInt() {
+				k = reflect.Int64
+			} else if rv.Kind() != reflect.String {
+				return nil, false
+			}
+			if kind != reflect.Invalid && k != kind {
+				return nil, false
+			}
+			kind = k
+		}
+		switch kind {
+		case reflect.Int64:
+			a := make([]*int64, len(vals))
+			for i, v := range vals {
+				if v != nil {
+					x := reflect.ValueOf(v).Int()
+					a[i] = &x
+				}
+			}
+			out[p] = a
+		case reflect.String:
+			a := make([]*string, len(vals))
+			for i, v := range vals {
+				if v != nil {
+					x := reflect.ValueOf(v).String()
+					a[i] = &x
+				}
+			}
+			out[p] = a
+		default:
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// runShared reads a shared read's rows, each led by its job's ordinal (from 1), into
+// the members' dest (structs, as sqlx scans them); a member's first row is its own.
+func (st *pipeStmt) runShared(rows pgx.Rows) error {
+	or := &ordinalRows{pgRows: pgRows{rows}}
+	sl := reflect.New(reflect.SliceOf(reflect.TypeOf(st.dest).Elem()))
+	if err := sqlx.StructScan(or, sl.Interface()); err != nil {
+		return err
+	}
+	for i, n := range or.ns {
+		if n < 1 || n > len(st.members) {
+			return fmt.Errorf("db: a shared read answered for job %d of %d", n, len(st.members))
+		}
+		if m := st.members[n-1]; !m.got {
+			reflect.ValueOf(m.dest).Elem().Set(sl.Elem().Index(i))
+			m.got = true
+		}
+	}
+	return nil
+}
+
+// ordinalRows shows sqlx a shared read's rows without their first column, the job's
+// ordinal, which it keeps.
+type ordinalRows struct {
+	pgRows
+	ns []int
+}
+
+func (r *ordinalRows) Columns() ([]string, error) {
+	cols, err := r.pgRows.Columns()
+	if len(cols) == 0 {
+		return nil, errors.New("db: a shared read without its ordinal column")
+	}
+	return cols[1:], err
+}
+
+func (r *ordinalRows) Scan(dest ...any) error {
+	var n int
+	if err := r.Rows.Scan(append([]any{&n}, dest...)...); err != nil {
+		return err
+	}
+	r.ns = append(r.ns, n)
+	return nil
 }
 
 // run reads the statement's result from the pipeline.
@@ -458,6 +635,9 @@ func (st *pipeStmt) run(br pgx.BatchResults) error {
 		return err
 	}
 	defer rows.Close()
+	if st.members != nil {
+		return st.runShared(rows)
+	}
 	if !st.get {
 		return scanRows(rows, st.dest)
 	}
@@ -519,6 +699,14 @@ func dollars(query string) string {
 // its result: a failure fails the group.
 func (j *pgJob) deferred(query string, args []any) {
 	j.stmts <- &pipeStmt{query: dollars(query), args: args, deferred: true, res: make(chan error, 1)}
+}
+
+// shared sends a GetShared of the job to its group's next round, where it may go as one
+// statement with other jobs' (share), and waits for its result.
+func (j *pgJob) shared(query, many string, args []any, dest any) error {
+	st := &pipeStmt{query: dollars(query), many: dollars(many), args: args, dest: dest, get: true, res: make(chan error, 1)}
+	j.stmts <- st
+	return <-st.res
 }
 
 // query sends a statement of the job to its group's next round and waits for its result.
