@@ -438,13 +438,9 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 			id, err = tx.Insert(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination,
 				prior, amount, max_call_time, created_at, expires_at, quota, bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		} else {
-			err = tx.ExecDeferred(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
-				amount, max_call_time, created_at, expires_at, quota, bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (uniqueid, prior, level) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
-				extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
-				max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at,
-				quota = excluded.quota, bundle = excluded.bundle`,
-				args...)
+			err = tx.ExecDeferredShared(ctx, reserve+` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`+reserveAgain,
+				reserve+` SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::bigint[],
+				?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])`+reserveAgain, args...)
 		}
 		if err != nil {
 			return err
@@ -466,6 +462,19 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 	}
 	return allowedLine(secs, dest, cid, q.Direction.Name, q.Route.Prefix, q.Route.Name, p.pitch()), nil
 }
+
+// reserve and reserveAgain are callPrepare's INSERT of its reservation, around its
+// VALUES; a retried callPrepare (the same uniqueid and prior) replaces its own. In a
+// PostgreSQL group the callPrepares' INSERTs go as one, from arrays (db.Tx.ExecDeferredShared).
+const (
+	reserve = `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
+		amount, max_call_time, created_at, expires_at, quota, bundle)`
+	reserveAgain = `
+		ON CONFLICT (uniqueid, prior, level) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
+		extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
+		max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at,
+		quota = excluded.quota, bundle = excluded.bundle`
+)
 
 func allowedLine(secs int, dest, cid, direction, prefix, route string, pitch int) string {
 	return fmt.Sprintf("Allowed %d %s %s %s %s %s %d %d", secs, dest, cid, noSpaces(direction),

@@ -242,8 +242,16 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 // fails and the job runs again alone, where ExecDeferred is Exec and its error is
 // returned. So fn must not act on the write having succeeded, beyond the transaction.
 func (t *Tx) ExecDeferred(ctx context.Context, query string, args ...any) error {
+	return t.ExecDeferredShared(ctx, query, "", args...)
+}
+
+// ExecDeferredShared is ExecDeferred of a write that the jobs of a PostgreSQL group send
+// as one statement when several send it first in the same round: many is query for
+// several jobs, as GetShared's, without the ordinal (an INSERT … SELECT FROM unnest(…),
+// say). Alone, and on SQLite, it is Exec of query.
+func (t *Tx) ExecDeferredShared(ctx context.Context, query, many string, args ...any) error {
 	if t.pipe != nil {
-		t.pipe.deferred(query, args)
+		t.pipe.deferred(query, many, args)
 		return nil
 	}
 	_, err := t.Exec(ctx, query, args...)

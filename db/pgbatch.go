@@ -66,12 +66,12 @@ type pgBatcher struct {
 	wg    sync.WaitGroup
 	lock  string // the statement locking a group's keys (SetBatchLock), with one ? for the array
 
-	sharedReads atomic.Uint64 // see SharedReads
+	shared atomic.Uint64 // see SharedStatements
 }
 
-// SharedReads reports how many GetShared went out as part of one statement for several
-// jobs (PostgreSQL's groups).
-func (d *DB) SharedReads() uint64 { return d.pg.sharedReads.Load() }
+// SharedStatements reports how many GetShared and ExecDeferredShared went out as part of
+// one statement for several jobs (PostgreSQL's groups).
+func (d *DB) SharedStatements() uint64 { return d.pg.shared.Load() }
 
 type pgJob struct {
 	ctx   context.Context
@@ -92,9 +92,10 @@ type pipeStmt struct {
 	res      chan error
 	tag      pgconn.CommandTag
 
-	many    string      // GetShared: the statement for several jobs
-	members []*pipeStmt // a shared read: the jobs' GetShared it answers
-	got     bool        // a member: its row has come
+	first   bool        // the job's first statement of its round
+	many    string      // GetShared, ExecDeferredShared: the statement for several jobs
+	members []*pipeStmt // a shared statement: the jobs' statements it stands for
+	got     bool        // a member of a shared read: its row has come
 }
 
 // SetBatchLock sets the statement that locks a group's keys on PostgreSQL, written with
@@ -333,12 +334,13 @@ func (w *pgWriter) run(group []*pgJob) {
 		var stmts []*pipeStmt
 		next := running[:0:0]
 		for _, j := range running {
-			for {
+			for first := true; ; first = false {
 				st := <-j.stmts
 				if st == nil {
 					failed = failed || j.err != nil
 					break
 				}
+				st.first = first
 				stmts = append(stmts, st)
 				if !st.deferred {
 					next = append(next, j)
@@ -389,7 +391,7 @@ func (w *pgWriter) run(group []*pgJob) {
 			}
 			err = st.run(br)
 			st.answer(Translate(err))
-			w.d.pg.sharedReads.Add(uint64(len(st.members)))
+			w.d.pg.shared.Add(uint64(len(st.members)))
 		}
 		committed := false
 		if commit && err == nil {
@@ -470,7 +472,7 @@ func (st *pipeStmt) answer(err error) {
 		switch {
 		case err != nil:
 			m.res <- err
-		case !m.got:
+		case st.dest != nil && !m.got:
 			m.res <- sql.ErrNoRows
 		default:
 			m.res <- nil
@@ -478,19 +480,22 @@ func (st *pipeStmt) answer(err error) {
 	}
 }
 
-// share folds the GetShared of a round that name the same statement into one, sent in
-// the place of the last of them: a job's earlier statements of the round (its deferred
-// writes) still go before its read. One statement instead of one a job saves PostgreSQL
-// a statement's start and end per job, which cost more than the read itself. Reads whose
+// share folds the shared statements of a round that name the same statement into one:
+// a job's GetShared is its last statement of the round, so their read goes in the place
+// of the last of them; an ExecDeferredShared is folded only when it is its job's first
+// statement of the round, in the place of the first of them. Either way each job's own
+// statements keep their order (those of different jobs touch different keys). One
+// statement instead of one a job saves PostgreSQL a statement's start and end per job,
+// which cost more than a row's read or write (bench/NOTES.md). Statements whose
 // arguments make no arrays go one by one.
 func share(stmts []*pipeStmt) []*pipeStmt {
 	byMany := map[string][]*pipeStmt{}
 	for _, st := range stmts {
-		if st.many != "" {
+		if st.many != "" && (!st.deferred || st.first) {
 			byMany[st.many] = append(byMany[st.many], st)
 		}
 	}
-	last := map[*pipeStmt]*pipeStmt{} // the last member → the read for all
+	at := map[*pipeStmt]*pipeStmt{} // the member in whose place the shared statement goes → it
 	folded := map[*pipeStmt]bool{}
 	for many, ms := range byMany {
 		if len(ms) < 2 {
@@ -500,17 +505,22 @@ func share(stmts []*pipeStmt) []*pipeStmt {
 		if !ok {
 			continue
 		}
-		last[ms[len(ms)-1]] = &pipeStmt{query: many, args: args, dest: ms[0].dest, members: ms}
+		sh := &pipeStmt{query: many, args: args, dest: ms[0].dest, deferred: ms[0].deferred, members: ms}
+		if sh.deferred {
+			at[ms[0]] = sh
+		} else {
+			at[ms[len(ms)-1]] = sh
+		}
 		for _, m := range ms {
 			folded[m] = true
 		}
 	}
-	if len(last) == 0 {
+	if len(at) == 0 {
 		return stmts
 	}
 	out := stmts[:0:0]
 	for _, st := range stmts {
-		if sh := last[st]; sh != nil {
+		if sh := at[st]; sh != nil {
 			out = append(out, sh)
 		} else if !folded[st] {
 			out = append(out, st)
@@ -519,7 +529,7 @@ func share(stmts []*pipeStmt) []*pipeStmt {
 	return out
 }
 
-// arrays makes a shared read's arguments: for each ? of the jobs' statement, the array of
+// arrays makes a shared statement's arguments: for each ? of the jobs' statement, the array of
 // their values (bigint or text, NULLs kept); false when a ? has values of another kind,
 // or of both, or only NULLs.
 func arrays(ms []*pipeStmt) ([]any, bool) {
@@ -697,8 +707,8 @@ func dollars(query string) string {
 
 // deferred sends a statement of the job to its group's next round without waiting for
 // its result: a failure fails the group.
-func (j *pgJob) deferred(query string, args []any) {
-	j.stmts <- &pipeStmt{query: dollars(query), args: args, deferred: true, res: make(chan error, 1)}
+func (j *pgJob) deferred(query, many string, args []any) {
+	j.stmts <- &pipeStmt{query: dollars(query), many: dollars(many), args: args, deferred: true, res: make(chan error, 1)}
 }
 
 // shared sends a GetShared of the job to its group's next round, where it may go as one
