@@ -563,8 +563,21 @@ func arrays(ms []*pipeStmt) ([]any, bool) {
 			}
 			kind = k
 		}
-		switch kind {
-		case reflect.Int64:
+		nulls := slices.Contains(vals, nil)
+		switch {
+		case kind == reflect.Int64 && !nulls: // pgx encodes these without reflection
+			a := make([]int64, len(vals))
+			for i, v := range vals {
+				a[i] = reflect.ValueOf(v).Int()
+			}
+			out[p] = a
+		case kind == reflect.String && !nulls:
+			a := make([]string, len(vals))
+			for i, v := range vals {
+				a[i] = reflect.ValueOf(v).String()
+			}
+			out[p] = a
+		case kind == reflect.Int64:
 			a := make([]*int64, len(vals))
 			for i, v := range vals {
 				if v != nil {
@@ -573,7 +586,7 @@ func arrays(ms []*pipeStmt) ([]any, bool) {
 				}
 			}
 			out[p] = a
-		case reflect.String:
+		case kind == reflect.String:
 			a := make([]*string, len(vals))
 			for i, v := range vals {
 				if v != nil {
