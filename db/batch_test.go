@@ -262,6 +262,24 @@ func TestGetShared(t *testing.T) {
 	})
 }
 
+// TestWriterPricesOutSeqScans: a PostgreSQL group's connection plans with sequential
+// scans priced out (connectWriter), so that statistics taken while reservations was
+// empty do not make the call path scan it whole once it fills.
+func TestWriterPricesOutSeqScans(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		if d.Dialect != db.Postgres {
+			t.Skip("SQLite plans without table statistics of this kind")
+		}
+		ctx := context.Background()
+		var setting string
+		if err := d.InTxBatch(ctx, func(tx *db.Tx) error {
+			return tx.Get(ctx, &setting, `SELECT current_setting('enable_seqscan')`)
+		}); err != nil || setting != "off" {
+			t.Fatalf("enable_seqscan in a group: %q, %v", setting, err)
+		}
+	})
+}
+
 // TestWriterEpoch: the group-commit writer's epoch stands while only its own jobs
 // commit, and moves after another connection's commit or a failed job; outside the
 // writer (InTx, PostgreSQL) it is 0.
