@@ -268,7 +268,7 @@ func TestGetShared(t *testing.T) {
 func TestWriterPricesOutSeqScans(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		if d.Dialect != db.Postgres {
-			t.Skip("SQLite plans without table statistics of this kind")
+			t.Skip("a PostgreSQL setting")
 		}
 		ctx := context.Background()
 		var setting string
