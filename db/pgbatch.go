@@ -578,43 +578,36 @@ func arrays(ms []*pipeStmt) ([]any, bool) {
 			}
 			kind = k
 		}
-		nulls := slices.Contains(vals, nil)
-		switch {
-		case kind == reflect.Int64 && !nulls: // pgx encodes these without reflection
-			a := make([]int64, len(vals))
-			for i, v := range vals {
-				a[i] = reflect.ValueOf(v).Int()
-			}
-			out[p] = a
-		case kind == reflect.String && !nulls:
-			a := make([]string, len(vals))
-			for i, v := range vals {
-				a[i] = reflect.ValueOf(v).String()
-			}
-			out[p] = a
-		case kind == reflect.Int64:
-			a := make([]*int64, len(vals))
-			for i, v := range vals {
-				if v != nil {
-					x := reflect.ValueOf(v).Int()
-					a[i] = &x
-				}
-			}
-			out[p] = a
-		case kind == reflect.String:
-			a := make([]*string, len(vals))
-			for i, v := range vals {
-				if v != nil {
-					x := reflect.ValueOf(v).String()
-					a[i] = &x
-				}
-			}
-			out[p] = a
+		switch nulls := slices.Contains(vals, nil); kind {
+		case reflect.Int64:
+			out[p] = column(vals, nulls, reflect.Value.Int)
+		case reflect.String:
+			out[p] = column(vals, nulls, reflect.Value.String)
 		default:
 			return nil, false
 		}
 	}
 	return out, true
+}
+
+// column is one argument's array: []T, which pgx encodes without reflection, or []*T
+// when there are NULLs.
+func column[T any](vals []any, nulls bool, get func(reflect.Value) T) any {
+	if !nulls {
+		a := make([]T, len(vals))
+		for i, v := range vals {
+			a[i] = get(reflect.ValueOf(v))
+		}
+		return a
+	}
+	a := make([]*T, len(vals))
+	for i, v := range vals {
+		if v != nil {
+			x := get(reflect.ValueOf(v))
+			a[i] = &x
+		}
+	}
+	return a
 }
 
 // runShared reads a shared read's rows, each led by its job's ordinal (from 1), into
