@@ -109,12 +109,7 @@ func TestBundleSMS(t *testing.T) {
 		s := seedCalls(t, e)
 		smsBundleSeed(t, e, s)
 		carrier := startSMSCarrier(t, e)
-		opt := strconv.FormatInt(s.option.ID, 10)
-		clock := time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC)
-		e.s.Now = func() time.Time { return clock }
-		e.ok(e.do(e.web, "updateRates", admin("id", opt, "is_public", "true")))
-		callUser(t, e, s, "alice", "10001", "1")
-		e.ok(e.do(e.web, "switchRates", user("alice", "id", opt, "state", "true")))
+		opt, clock := onOption(t, e, s, "1")
 		uk := func(kv ...string) answer {
 			return e.do(e.web, "sendSMS", user("alice", append([]string{"to", "447700900001", "text", "hi", "callerid", "Narayana"}, kv...)...))
 		}
@@ -200,7 +195,7 @@ func TestBundleSMS(t *testing.T) {
 
 		// Next month, minutes and messages: one fee for both, the quotas renewed.
 		e.ok(e.do(e.web, "setBundle", admin("rates", opt, "minutes", "10", "sms", "5", "fee", "1")))
-		clock = time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC)
+		*clock = time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC)
 		wantSMSBundle(t, bundleOf(t, e, "alice"), false, 0, 0, 0, 0)
 		e.ok(e.do(e.web, "transferMoney", admin("destination", "alice", "amount", "1.1")))
 		maintain(t, e, 2)

@@ -57,6 +57,20 @@ func bundleFees(t *testing.T, e *env, name string) (n int, sum money.Micro) {
 	return r.N, r.Sum
 }
 
+// onOption makes the seeded UK option public, gives alice balance and switches her to
+// the option, with the service's clock at 2030-01-15 12:00 UTC: set *clock to move it.
+func onOption(t *testing.T, e *env, s rtSeed, balance string) (opt string, clock *time.Time) {
+	t.Helper()
+	opt = strconv.FormatInt(s.option.ID, 10)
+	clock = new(time.Time)
+	*clock = time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC)
+	e.s.Now = func() time.Time { return *clock }
+	e.ok(e.do(e.web, "updateRates", admin("id", opt, "is_public", "true")))
+	callUser(t, e, s, "alice", "10001", balance)
+	e.ok(e.do(e.web, "switchRates", user("alice", "id", opt, "state", "true")))
+	return opt, clock
+}
+
 // TestBundles: a bundle of 10 minutes on the UK option for 1.50 a month. The fee is
 // charged once a month by maintenance; calls to the UK spend the quota before money,
 // concurrent calls never hold more than the quota, a call that runs out of quota mid-call
@@ -64,12 +78,7 @@ func bundleFees(t *testing.T, e *env, name string) (n int, sum money.Micro) {
 func TestBundles(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		s := seedCalls(t, e)
-		opt := strconv.FormatInt(s.option.ID, 10)
-		clock := time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC)
-		e.s.Now = func() time.Time { return clock }
-		e.ok(e.do(e.web, "updateRates", admin("id", opt, "is_public", "true")))
-		callUser(t, e, s, "alice", "10001", "1.5")
-		e.ok(e.do(e.web, "switchRates", user("alice", "id", opt, "state", "true")))
+		opt, clock := onOption(t, e, s, "1.5")
 
 		// Defining a bundle: bad input changes nothing.
 		e.fails(e.do(e.web, "setBundle", admin("rates", strconv.FormatInt(s.base.ID, 10), "minutes", "10")), apierr.InvalidArgument, 400)
@@ -160,7 +169,7 @@ func TestBundles(t *testing.T) {
 		e.ast("callFinish", "10001", "destination", "4430000001", "length", "0", "uniqueid", "x2")
 
 		// The next month: no quota until maintenance charges the fee, once.
-		clock = time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC)
+		*clock = time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC)
 		wantBundle(t, bundleOf(t, e, "alice"), false, 0, 0, 0, 0)
 		e.ok(e.do(e.web, "transferMoney", admin("destination", "alice", "amount", "1.995")))
 		for i := 0; i < 2; i++ {
