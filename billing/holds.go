@@ -113,15 +113,24 @@ func (h *holds) account(ctx context.Context, tx *db.Tx, id int64, now int64, uni
 	return a, nil
 }
 
-// lockedAccounts is lockedAccount's read for the callPrepares of a group (db.Tx.GetShared):
-// one statement for all of them. (OFFSET 0 keeps it a lookup by id per call: joined, the
-// planner scans every account into a hash table.)
-const lockedAccounts = `SELECT j.n, a.balance, a.overdraft, a.held
-	FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS j(now, uid, prior, id, n),
-	LATERAL (SELECT a.balance, a.overdraft, COALESCE((SELECT SUM(r.amount) FROM reservations r
-		WHERE r.account_id = a.id AND r.expires_at >= j.now
-		AND NOT (r.uniqueid IS NOT NULL AND r.uniqueid = j.uid AND r.prior = j.prior)), 0) AS held
-		FROM accounts a WHERE a.id = j.id OFFSET 0) a`
+// heldOf is what account a's reservations hold, as spendable counts it: those that expire
+// at now or later, but call uniqueid/prior's own; its arguments are SQL expressions.
+func heldOf(now, uniqueid, prior string) string {
+	return `COALESCE((SELECT SUM(r.amount) FROM reservations r WHERE r.account_id = a.id AND r.expires_at >= ` + now + `
+		AND NOT (r.uniqueid IS NOT NULL AND r.uniqueid = ` + uniqueid + ` AND r.prior = ` + prior + `)), 0) AS held`
+}
+
+var (
+	// lockedAccountRead is lockedAccount's read of one account.
+	lockedAccountRead = `SELECT a.balance, a.overdraft, ` + heldOf("?", "?", "?") + ` FROM accounts a WHERE a.id = ?`
+	// lockedAccounts is the same read for the callPrepares of a group (db.Tx.GetShared):
+	// one statement for all of them. (OFFSET 0 keeps it a lookup by id per call: joined,
+	// the planner scans every account into a hash table.)
+	lockedAccounts = `SELECT j.n, a.balance, a.overdraft, a.held
+		FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS j(now, uid, prior, id, n),
+		LATERAL (SELECT a.balance, a.overdraft, ` + heldOf("j.now", "j.uid", "j.prior") + `
+			FROM accounts a WHERE a.id = j.id OFFSET 0) a`
+)
 
 // lockedAccount reads on PostgreSQL, in one statement, what spendable needs. The call
 // path's InTxBatch names the account as its key, so an earlier statement of the same
@@ -136,10 +145,7 @@ func lockedAccount(ctx context.Context, tx *db.Tx, id int64, now int64, uniqueid
 		Overdraft money.Micro `db:"overdraft"`
 		Held      money.Micro `db:"held"`
 	}
-	err := tx.GetShared(ctx, &a, `SELECT a.balance, a.overdraft, COALESCE((SELECT SUM(r.amount) FROM reservations r
-		WHERE r.account_id = a.id AND r.expires_at >= ?
-		AND NOT (r.uniqueid IS NOT NULL AND r.uniqueid = ? AND r.prior = ?)), 0) AS held
-		FROM accounts a WHERE a.id = ?`, lockedAccounts, now, uniqueid, prior, id)
+	err := tx.GetShared(ctx, &a, lockedAccountRead, lockedAccounts, now, uniqueid, prior, id)
 	if db.IsNotFound(err) {
 		return nil, apierr.New(apierr.NotExist, "no account %d", id)
 	} else if err != nil {
