@@ -582,6 +582,11 @@ func chargedLength(secs int, grant sql.NullInt64) (charged int, over bool) {
 	return secs, false
 }
 
+// callPost is callFinish's call record, and its posting with the record as one statement.
+var callPost = recordPost("call_log", `INSERT INTO call_log (id, user_id, account_id, username, extension,
+	callerid, destination, direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug,
+	granted, over_grant, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+
 // savedAnswer is the answer line of an already finished call.
 func savedAnswer(ctx context.Context, q db.Queryer, uid string, prior int) (string, bool, error) {
 	var ans string
@@ -683,18 +688,15 @@ func (s *Service) callFinish(r *Request) (any, error) {
 		}
 		line = strings.TrimSuffix(fmt.Sprintf("Saved %s [%s/%s] via [%s] %d %s %s %s", direction, cid, dest, route,
 			charged, x.fromSystem(cost).Format(4), x.user.Code, status), " ")
-		const record = `INSERT INTO call_log (id, user_id, account_id, username, extension,
-			callerid, destination, direction, route, time, billed, cost, status, uniqueid, prior, is_did, answer, debug,
-			granted, over_grant, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 		args := []any{u.ID, u.AccountID, u.Username, p.extension(), cid, dest, direction, route, secs, billed, cost, status,
 			nullStr(uid), prior, did, line, debug + note, grant, boolInt(over), time.Now().Unix()}
 		var id int64
 		if cost != 0 { // the call record and the ledger row that names it
-			if id, err = postRecorded(ctx, tx, "call_log", record, args, u.AccountID, -cost, KindCall, "call:", dest, u.ID); err != nil {
+			if id, err = postRecorded(ctx, tx, callPost, args, u.AccountID, -cost, KindCall, "call:", dest, u.ID); err != nil {
 				return err
 			}
 			s.holds.posted(tx, u.AccountID, -cost)
-		} else if id, err = tx.InsertDeferred(ctx, "call_log", record, args...); err != nil {
+		} else if id, err = tx.InsertDeferred(ctx, callPost.table, callPost.insert, args...); err != nil {
 			return err
 		}
 		if len(chain) > 0 {

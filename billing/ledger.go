@@ -34,65 +34,83 @@ func post(ctx context.Context, tx *db.Tx, account int64, amount money.Micro, kin
 	return postAt(ctx, tx, time.Now(), account, amount, kind, ref, comment, by)
 }
 
-// postPG is post on PostgreSQL: the UPDATE and the ledger row as one statement, which the
+// postSQL is post on PostgreSQL: the UPDATE and the ledger row as one statement, which the
 // ledger row takes the new balance from, after the WITH items given (postRecorded's
 // record). A statement costs PostgreSQL more to start than these rows cost to write
-// (bench/NOTES.md), and callFinish posts on every call.
-func postPG(with string) string {
-	return `WITH ` + with + `a AS (UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING id, balance)
-	INSERT INTO ledger (account_id, amount, balance, kind, ref, comment, user_id, created_at)
-	SELECT a.id, ?::bigint, a.balance, ?::text, ?::text, ?::text, ?::bigint, ?::bigint FROM `
+// (bench/NOTES.md), and callFinish posts on every call, so the statements are built once
+// (plainPost, recordPost). grouped is the form for a group: a missing account leaves the
+// ledger row without one, which fails the group (NOT NULL), and the job run again alone
+// finds it with alone, which then updates nothing (postedTo).
+type postSQL struct{ grouped, alone string }
+
+func postStatements(with string) postSQL {
+	head := `WITH ` + with + `a AS (UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING id, balance)
+	` + ledgerRow + ` SELECT a.id, ?::bigint, a.balance, ?::text, ?::text, ?::text, ?::bigint, ?::bigint FROM `
+	return postSQL{grouped: head + `(SELECT) one LEFT JOIN a ON true`, alone: head + `a`}
 }
+
+// ledgerRow is the ledger's INSERT up to its values: a row written only by post.
+const ledgerRow = `INSERT INTO ledger (account_id, amount, balance, kind, ref, comment, user_id, created_at)`
+
+// plainPost is post's statement without a record.
+var plainPost = postStatements("")
 
 // postAt is post with the row's time given: the scheduled work books at its clock's time
 // (Service.Now), so that a month's rent lands in the month it was charged for.
 func postAt(ctx context.Context, tx *db.Tx, at time.Time, account int64, amount money.Micro, kind, ref, comment string, by int64) error {
 	if tx.Dialect() == db.Postgres {
-		return postWith(ctx, tx, "", nil, account, amount, kind, ref, comment, by, at)
+		return postWith(ctx, tx, plainPost, nil, account, amount, kind, ref, comment, by, at)
 	}
 	res, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + ? WHERE id = ?`, amount, account)
 	if err := postedTo(account, res, err); err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO ledger (account_id, amount, balance, kind, ref, comment, user_id, created_at)
-		VALUES (?, ?, (SELECT balance FROM accounts WHERE id = ?), ?, ?, ?, ?, ?)`,
+	_, err = tx.Exec(ctx, ledgerRow+` VALUES (?, ?, (SELECT balance FROM accounts WHERE id = ?), ?, ?, ?, ?, ?)`,
 		account, amount, account, kind, ref, comment, by, at.Unix())
 	return err
 }
 
-// postWith runs postPG(with) with with's arguments first.
-func postWith(ctx context.Context, tx *db.Tx, with string, withArgs []any, account int64, amount money.Micro,
+// postWith runs st with the arguments of its WITH items first.
+func postWith(ctx context.Context, tx *db.Tx, st postSQL, withArgs []any, account int64, amount money.Micro,
 	kind, ref, comment string, by int64, at time.Time) error {
 	args := append(withArgs, amount, account, amount, kind, ref, comment, by, at.Unix())
-	if tx.Grouped() {
-		// In a group the statement goes out with the group's next round or its COMMIT,
-		// unread. A missing account leaves the ledger row without one, which fails the
-		// group (NOT NULL), and the job run again alone answers as below.
-		return tx.ExecDeferred(ctx, postPG(with)+`(SELECT) one LEFT JOIN a ON true`, args...)
+	if tx.Grouped() { // goes out with the group's next round or its COMMIT, unread
+		return tx.ExecDeferred(ctx, st.grouped, args...)
 	}
-	res, err := tx.Exec(ctx, postPG(with)+`a`, args...)
+	res, err := tx.Exec(ctx, st.alone, args...)
 	return postedTo(account, res, err)
 }
 
-// postRecorded inserts a record into table and posts amount with a ledger row that
-// names it (ref refPrefix and the record's id: a call's row names its call record), and
-// returns the record's id. insert names the id column first with a ? for it, as
-// db.Tx.InsertDeferred. On PostgreSQL the record's INSERT is a WITH item of post's
+// recordedPost is what postRecorded needs for the records of one table: its INSERT, which
+// names the id column first with a ? for it (as db.Tx.InsertDeferred), and, built once,
+// post's statement on PostgreSQL with that INSERT as a WITH item.
+type recordedPost struct {
+	table, insert string
+	pg            postSQL
+}
+
+func recordPost(table, insert string) recordedPost {
+	return recordedPost{table: table, insert: insert, pg: postStatements(`r AS (` + insert + `), `)}
+}
+
+// postRecorded inserts a record (rp's, with insertArgs) and posts amount with a ledger row
+// that names it (ref refPrefix and the record's id: a call's row names its call record),
+// and returns the record's id. On PostgreSQL the record's INSERT is a WITH item of post's
 // statement: one statement a call for callFinish, not two.
-func postRecorded(ctx context.Context, tx *db.Tx, table, insert string, insertArgs []any, account int64, amount money.Micro,
+func postRecorded(ctx context.Context, tx *db.Tx, rp recordedPost, insertArgs []any, account int64, amount money.Micro,
 	kind, refPrefix, comment string, by int64) (int64, error) {
 	if tx.Dialect() != db.Postgres {
-		id, err := tx.InsertDeferred(ctx, table, insert, insertArgs...)
+		id, err := tx.InsertDeferred(ctx, rp.table, rp.insert, insertArgs...)
 		if err != nil {
 			return 0, err
 		}
 		return id, post(ctx, tx, account, amount, kind, refPrefix+strconv.FormatInt(id, 10), comment, by)
 	}
-	id, err := tx.NewID(ctx, table)
+	id, err := tx.NewID(ctx, rp.table)
 	if err != nil {
 		return 0, err
 	}
-	return id, postWith(ctx, tx, `r AS (`+insert+`), `, append([]any{id}, insertArgs...), account, amount,
+	return id, postWith(ctx, tx, rp.pg, append([]any{id}, insertArgs...), account, amount,
 		kind, refPrefix+strconv.FormatInt(id, 10), comment, by, time.Now())
 }
 

@@ -73,11 +73,7 @@ func (t *Tx) InsertDeferred(ctx context.Context, table, query string, args ...an
 	if err != nil {
 		return 0, err
 	}
-	if t.Grouped() {
-		return id, t.ExecDeferred(ctx, query, append([]any{id}, args...)...)
-	}
-	_, err = t.Exec(ctx, query, append([]any{id}, args...)...)
-	return id, err
+	return id, t.ExecDeferred(ctx, query, append([]any{id}, args...)...)
 }
 
 // NewID is, on PostgreSQL, an id of table's sequence for a row the job inserts with it
