@@ -435,10 +435,9 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 		args := []any{u.AccountID, u.ID, p.extension(), nullStr(uid), dest, prior, amount, secs, now, expires, quota, bundle}
 		var id int64
 		if uid == "" { // never in conflict: uniqueid is NULL
-			id, err = tx.Insert(ctx, `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination,
-				prior, amount, max_call_time, created_at, expires_at, quota, bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			id, err = tx.Insert(ctx, reserve+reserveValues, args...)
 		} else {
-			err = tx.ExecDeferredShared(ctx, reserve+` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`+reserveAgain,
+			err = tx.ExecDeferredShared(ctx, reserve+reserveValues+reserveAgain,
 				reserve+` SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::bigint[],
 				?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])`+reserveAgain, args...)
 		}
@@ -463,13 +462,15 @@ func (s *Service) callPrepare(r *Request) (any, error) {
 	return allowedLine(secs, dest, cid, q.Direction.Name, q.Route.Prefix, q.Route.Name, p.pitch()), nil
 }
 
-// reserve and reserveAgain are callPrepare's INSERT of its reservation, around its
-// VALUES; a retried callPrepare (the same uniqueid and prior) replaces its own. In a
-// PostgreSQL group the callPrepares' INSERTs go as one, from arrays (db.Tx.ExecDeferredShared).
+// reserve, reserveValues and reserveAgain are callPrepare's INSERT of its reservation;
+// with reserveAgain a retried callPrepare (the same uniqueid and prior) replaces its own.
+// In a PostgreSQL group the callPrepares' INSERTs go as one, from arrays
+// (db.Tx.ExecDeferredShared).
 const (
 	reserve = `INSERT INTO reservations (account_id, user_id, extension, uniqueid, destination, prior,
 		amount, max_call_time, created_at, expires_at, quota, bundle)`
-	reserveAgain = `
+	reserveValues = ` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	reserveAgain  = `
 		ON CONFLICT (uniqueid, prior, level) DO UPDATE SET account_id = excluded.account_id, user_id = excluded.user_id,
 		extension = excluded.extension, destination = excluded.destination, amount = excluded.amount,
 		max_call_time = excluded.max_call_time, created_at = excluded.created_at, expires_at = excluded.expires_at,

@@ -504,11 +504,17 @@ func (st *pipeStmt) answer(err error) {
 // which cost more than a row's read or write (bench/NOTES.md). Statements whose
 // arguments make no arrays go one by one.
 func share(stmts []*pipeStmt) []*pipeStmt {
-	byMany := map[string][]*pipeStmt{}
+	var byMany map[string][]*pipeStmt
 	for _, st := range stmts {
 		if st.many != "" && (!st.deferred || st.first) {
+			if byMany == nil {
+				byMany = map[string][]*pipeStmt{}
+			}
 			byMany[st.many] = append(byMany[st.many], st)
 		}
+	}
+	if byMany == nil {
+		return stmts // a round of callFinishes, say: nothing to share
 	}
 	at := map[*pipeStmt]*pipeStmt{} // the member in whose place the shared statement goes → it
 	folded := map[*pipeStmt]bool{}
